@@ -1,0 +1,53 @@
+# Crossfeed. `make run` and `make test` each do all of their own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export CROSSFEED_VAR_DIR ?= $(CURDIR)/var
+
+.PHONY: install run serve worker test test-fast lint bench browser postgres-binaries clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	# constraints.txt pins every transitive package; pyproject.toml pins the direct ones.
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL server binaries for the tests that start a private throwaway cluster.
+postgres-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+		echo "PostgreSQL binaries could not be installed: the PostgreSQL tests will be skipped"
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py seed_demo --if-empty
+	HOST=$(HOST) PORT=$(PORT) bin/serve
+
+test: install browser postgres-binaries
+	CROSSFEED_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: install
+	CROSSFEED_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -m "not e2e and not slow and not postgres" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+
+from annotation.models import (
+    AnnotatorProfile,
+    Campaign,
+    Item,
+    Judgment,
+    JudgmentSubmission,
+    Language,
+    Lease,
+    Response,
+    Skip,
+)
+from annotation.selectors import campaign_progress
+from annotation.services.campaigns import campaign_update
+from annotation.services.imports import items_import
+from annotation.stats import campaign_stats
+from crossfeed.errors import CrossfeedError
+
+
+@admin.register(Language)
+class LanguageAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "native_name", "script", "direction", "tier", "feedback_default", "flores_code"]
+    list_filter = ["feedback_default", "tier", "direction", "script"]
+    search_fields = ["code", "name", "native_name", "flores_code"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # the registry is annotation/data/languages.json
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnnotatorProfile)
+class AnnotatorProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "natives", "readings", "judgment_count", "created_at"]
+    list_filter = ["native_languages", "reading_languages"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]
+    filter_horizontal = ["native_languages", "reading_languages"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request)
+            .select_related("user")
+            .prefetch_related("native_languages", "reading_languages")
+            .annotate(n_judgments=Count("user__judgments"))
+        )
+
+    @admin.display(description=_("native"))
+    def natives(self, obj) -> str:
+        return ", ".join(lang.code for lang in obj.native_languages.all())
+
+    @admin.display(description=_("reads"))
+    def readings(self, obj) -> str:
+        return ", ".join(lang.code for lang in obj.reading_languages.all())
+
+    @admin.display(description=_("judgments"), ordering="n_judgments")
+    def judgment_count(self, obj) -> int:
+        return obj.n_judgments
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label=_("JSONL file"), help_text=_("One item per line, in the import format."))
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "overlap", "lease_minutes", "progress", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    readonly_fields = ["created_by", "created_at"]
+    change_form_template = "admin/annotation/campaign/change_form.html"
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj) -> str:
+        numbers = campaign_progress(obj)
+        return f"{numbers['judgments']}/{numbers['judgments_wanted']} ({numbers['percent']}%)"
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            # Through the service, so that a new overlap k reaches every item's target.
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+            fresh = Campaign.objects.get(pk=obj.pk)
+            campaign_update(campaign=fresh, **changes)
+        else:
+            obj.created_by = request.user
+            super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        own = [
+            path("<int:campaign_id>/import/", self.admin_site.admin_view(self.import_view), name="annotation_campaign_import"),
+            path("<int:campaign_id>/stats/", self.admin_site.admin_view(self.stats_view), name="annotation_campaign_stats"),
+        ]
+        return own + super().get_urls()
+
+    def import_view(self, request, campaign_id: int):
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_change_permission(request, campaign):
+            return redirect("admin:index")
+        form = ImportForm(request.POST or None, request.FILES or None)
+        errors = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = items_import(campaign=campaign, source=upload)
+            except CrossfeedError as exc:
+                messages.error(request, exc.message)
+                errors = exc.errors
+            else:
+                messages.success(
+                    request,
+                    _("Imported: %(created)d new, %(updated)d updated, %(unchanged)d unchanged.") % result.as_dict(),
+                )
+                return redirect("admin:annotation_campaign_change", campaign.id)
+        context = {**self.admin_site.each_context(request), "title": _("Import items into %s") % campaign.name,
+                   "campaign": campaign, "form": form, "errors": errors, "opts": self.model._meta}
+        return render(request, "admin/annotation/campaign/import.html", context)
+
+    def stats_view(self, request, campaign_id: int):
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_view_permission(request, campaign):
+            return redirect("admin:index")
+        context = {**self.admin_site.each_context(request), "title": _("Progress of %s") % campaign.name,
+                   "campaign": campaign, "stats": campaign_stats(campaign), "opts": self.model._meta}
+        return render(request, "admin/annotation/campaign/stats.html", context)
+
+
+class ResponseInline(admin.TabularInline):
+    model = Response
+    extra = 0
+    fields = ["position", "language", "model_name", "text"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "campaign", "prompt_language", "response_language", "judgment_count", "target",
+                    "lease_count", "created_at"]
+    list_filter = ["campaign", "prompt_language", "response_language", "campaign__status"]
+    search_fields = ["external_id", "prompt_text"]
+    list_select_related = ["campaign"]
+    readonly_fields = ["campaign", "external_id", "content_hash", "judgment_count", "lease_count", "target",
+                       "created_at"]
+    inlines = [ResponseInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # items come in through the import, which validates them
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "item", "position", "language", "model_name"]
+    list_filter = ["language", "item__campaign", "model_name"]
+    search_fields = ["item__external_id", "model_name", "text"]
+    list_select_related = ["item"]
+    readonly_fields = ["item", "position", "language", "model_name", "text"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "item", "annotator", "campaign", "response_language", "revision", "seconds_spent",
+                    "updated_at"]
+    list_filter = ["item__campaign", "item__response_language", "item__prompt_language", "item__campaign__status"]
+    search_fields = ["item__external_id", "annotator__username", "comment"]
+    list_select_related = ["item", "item__campaign", "annotator"]
+    readonly_fields = ["item", "annotator", "ranks", "flags", "comment", "seconds_spent", "revision", "created_at",
+                       "updated_at"]
+
+    @admin.display(description=_("campaign"), ordering="item__campaign")
+    def campaign(self, obj) -> str:
+        return obj.item.campaign.name
+
+    @admin.display(description=_("response language"))
+    def response_language(self, obj) -> str:
+        return obj.item.response_language_id
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # judgments are the product: they leave only with their campaign
+
+
+@admin.register(Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    list_display = ["item", "annotator", "created_at", "expires_at"]
+    list_filter = ["item__campaign"]
+    list_select_related = ["item", "annotator"]
+    readonly_fields = ["item", "annotator", "created_at", "expires_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Skip)
+class SkipAdmin(admin.ModelAdmin):
+    list_display = ["item", "annotator", "reason", "created_at"]
+    list_filter = ["item__campaign", "reason"]
+    list_select_related = ["item", "annotator"]
+
+
+@admin.register(JudgmentSubmission)
+class JudgmentSubmissionAdmin(admin.ModelAdmin):
+    list_display = ["judgment", "annotator", "idempotency_key", "created_at"]
+    search_fields = ["idempotency_key", "annotator__username"]
+    readonly_fields = ["judgment", "annotator", "idempotency_key", "ranks", "flags", "comment", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

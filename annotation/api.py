@@ -1,0 +1,201 @@
+"""REST API v1 for annotation (ARCHITECTURE.md). Thin: validate types, call a service or selector, serialise."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import selectors, serializers
+from annotation.models import Campaign, Language
+from annotation.services.assignment import item_skip, lease_next
+from annotation.services.campaigns import campaign_create
+from annotation.services.imports import items_import
+from annotation.services.judgments import Outcome, judgment_submit
+from annotation.services.people import annotator_create
+from annotation.stats import campaign_stats
+from crossfeed.errors import InvalidInput, NotFound
+
+
+class IsAnnotator(BasePermission):
+    message = "this endpoint is for annotators; your account has no annotator profile"
+
+    def has_permission(self, request, view) -> bool:
+        return selectors.is_annotator(request.user)
+
+
+class NDJSONParser(BaseParser):
+    """Spools a JSONL body to a temporary file, so a large import is never held in memory whole."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the view
+        if stream is not None:
+            shutil.copyfileobj(stream, spool, length=1 << 20)
+        spool.seek(0)
+        return spool
+
+
+def _campaign_for(request, campaign_id: int) -> Campaign:
+    return get_object_or_404(selectors.campaigns_visible_to(request.user), pk=campaign_id)
+
+
+class LanguageList(APIView):
+    @extend_schema(responses=serializers.LanguageSerializer(many=True))
+    def get(self, request):
+        return Response(serializers.LanguageSerializer(Language.objects.all(), many=True).data)
+
+
+class AnnotatorCreate(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=serializers.AnnotatorCreateSerializer, responses={201: serializers.AnnotatorCreatedSerializer})
+    def post(self, request):
+        data = _valid(serializers.AnnotatorCreateSerializer, request.data)
+        profile, token = annotator_create(**data)
+        native, reading = profile.language_codes()
+        body = {"id": profile.user_id, "username": profile.user.username, "token": token.key,
+                "native_languages": native, "reading_languages": reading}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class CampaignList(APIView):
+    def get_permissions(self):
+        return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(responses=serializers.CampaignSerializer(many=True))
+    def get(self, request):
+        campaigns = selectors.campaigns_visible_to(request.user)
+        return Response(serializers.CampaignSerializer(campaigns, many=True).data)
+
+    @extend_schema(request=serializers.CampaignInputSerializer, responses={201: serializers.CampaignSerializer})
+    def post(self, request):
+        data = _valid(serializers.CampaignInputSerializer, request.data)
+        campaign = campaign_create(created_by=request.user, **data)
+        return Response(serializers.CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetail(APIView):
+    @extend_schema(responses=serializers.CampaignSerializer)
+    def get(self, request, campaign_id: int):
+        return Response(serializers.CampaignSerializer(_campaign_for(request, campaign_id)).data)
+
+
+class CampaignItems(APIView):
+    permission_classes = [IsAdminUser]
+    parser_classes = [JSONParser, NDJSONParser, MultiPartParser]
+
+    @extend_schema(
+        request={
+            "application/json": {"type": "array", "items": {"type": "object"}},
+            "application/x-ndjson": OpenApiTypes.STR,
+            "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
+        },
+        responses={201: serializers.ImportResultSerializer, 400: OpenApiResponse(description="errors by line")},
+    )
+    def post(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        source = request.data
+        if request.content_type.startswith("multipart/"):
+            source = request.FILES.get("file")
+            if source is None:
+                raise InvalidInput("upload the JSONL file in a form field named 'file'", field="file")
+        elif isinstance(source, dict):
+            source = [source]  # one item sent as a single object
+        elif not isinstance(source, list) and not hasattr(source, "read"):
+            raise InvalidInput("expected a JSON array of items, a JSONL body or a multipart file", field="body")
+        try:
+            result = items_import(campaign=campaign, source=source)
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class CampaignNext(APIView):
+    """Lease the next item. GET is kept because the v1 contract names it; the browser UI uses POST."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(responses={200: serializers.NextSerializer, 204: None})
+    def get(self, request, campaign_id: int):
+        return self._next(request, campaign_id)
+
+    @extend_schema(request=None, responses={200: serializers.NextSerializer, 204: None})
+    def post(self, request, campaign_id: int):
+        return self._next(request, campaign_id)
+
+    def _next(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        lease = lease_next(campaign=campaign, annotator=request.user)
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        item = selectors.item_with_responses(lease.item_id)
+        return Response({"item": serializers.item_payload(item, request.user.id, lease)})
+
+
+class ItemDetail(APIView):
+    @extend_schema(responses=serializers.ItemOutSerializer)
+    def get(self, request, item_id: int):
+        item = selectors.item_for_annotator(request.user, item_id)
+        if item is None:
+            raise NotFound("no such item, or it is not one you can see")
+        lease = selectors.live_lease(request.user, item)
+        return Response(serializers.item_payload(item, request.user.id, lease))
+
+
+class ItemJudgments(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(
+        request=serializers.JudgmentInputSerializer,
+        responses={201: serializers.JudgmentOutSerializer, 200: serializers.JudgmentOutSerializer, 409: None},
+    )
+    def post(self, request, item_id: int):
+        data = _valid(serializers.JudgmentInputSerializer, request.data)
+        result = judgment_submit(annotator=request.user, item_id=item_id, **data)
+        code = status.HTTP_201_CREATED if result.outcome is Outcome.CREATED else status.HTTP_200_OK
+        body = {"id": result.judgment.id, "outcome": result.outcome.value, "revision": result.judgment.revision}
+        return Response(body, status=code)
+
+
+class ItemSkip(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=serializers.SkipInputSerializer, responses={200: None})
+    def post(self, request, item_id: int):
+        data = _valid(serializers.SkipInputSerializer, request.data)
+        item = selectors.item_for_annotator(request.user, item_id)
+        if item is None:
+            raise NotFound("no such item, or it is not one you can see")
+        with transaction.atomic():
+            item_skip(item=item, annotator=request.user, reason=data["reason"])
+        return Response({"skipped": item.id})
+
+
+class CampaignStats(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=serializers.CampaignStatsSerializer)
+    def get(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        return Response(campaign_stats(campaign))
+
+
+def _valid(serializer_class, data) -> dict:
+    if not isinstance(data, dict):
+        raise ValidationError({"body": ["expected a JSON object"]})
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

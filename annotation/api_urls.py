@@ -1,0 +1,16 @@
+from django.urls import path
+
+from annotation import api
+
+urlpatterns = [
+    path("languages/", api.LanguageList.as_view(), name="api-languages"),
+    path("annotators/", api.AnnotatorCreate.as_view(), name="api-annotators"),
+    path("campaigns/", api.CampaignList.as_view(), name="api-campaigns"),
+    path("campaigns/<int:campaign_id>/", api.CampaignDetail.as_view(), name="api-campaign"),
+    path("campaigns/<int:campaign_id>/items/", api.CampaignItems.as_view(), name="api-campaign-items"),
+    path("campaigns/<int:campaign_id>/next/", api.CampaignNext.as_view(), name="api-campaign-next"),
+    path("campaigns/<int:campaign_id>/stats/", api.CampaignStats.as_view(), name="api-campaign-stats"),
+    path("items/<int:item_id>/", api.ItemDetail.as_view(), name="api-item"),
+    path("items/<int:item_id>/judgments/", api.ItemJudgments.as_view(), name="api-item-judgments"),
+    path("items/<int:item_id>/skip/", api.ItemSkip.as_view(), name="api-item-skip"),
+]

@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+def _sync_languages(sender, using="default", **kwargs) -> None:
+    # Like contenttypes and permissions, the language table follows the code after every migrate.
+    from annotation.services.languages import languages_sync
+
+    if using == "default":
+        languages_sync()
+
+
+class AnnotationConfig(AppConfig):
+    name = "annotation"
+    verbose_name = _("Annotation")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_languages, sender=self)

@@ -1,0 +1,225 @@
+"""The item import format (ARCHITECTURE.md), parsed and checked one record at a time.
+
+Pure: no database. `parse_line` turns raw bytes into a dict or an error; `check_record` turns a dict into an
+`ItemRecord` or a list of errors, each naming the field. The import service reads files through these, twice
+(validate everything, then store everything), so that a bad line anywhere stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from annotation.languages import normalize_language_code
+
+EXTERNAL_ID_RE = re.compile(r"^[\w.:@/+-]{1,200}$")
+ALLOWED_KEYS = {"external_id", "prompt", "pivot", "responses", "metadata"}
+MIN_RESPONSES, MAX_RESPONSES = 2, 8
+
+
+@dataclass(frozen=True)
+class ImportError_:
+    line: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    text: str
+    language: str
+    model: str
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    external_id: str
+    prompt_text: str
+    prompt_language: str
+    pivot_text: str
+    pivot_language: str | None
+    responses: tuple[ResponseRecord, ...]
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def response_language(self) -> str:
+        return self.responses[0].language
+
+    def content_hash(self) -> str:
+        return content_hash(self)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_prompt_chars: int = 20_000
+    max_response_chars: int = 20_000
+    max_line_bytes: int = 1_000_000
+
+
+def content_hash(record: ItemRecord) -> str:
+    canonical = {
+        "prompt": [record.prompt_text, record.prompt_language],
+        "pivot": [record.pivot_text, record.pivot_language],
+        "responses": [[r.text, r.language, r.model] for r in record.responses],
+        "metadata": record.metadata,
+    }
+    encoded = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def iter_jsonl(stream: IO[bytes], limits: Limits) -> Iterator[tuple[int, Any, ImportError_ | None]]:
+    """Yield (line number, parsed value, error) for each non-blank line, reading one line at a time.
+
+    A line longer than the limit is consumed in chunks and reported, never held whole in memory.
+    """
+    line_no = 0
+    while True:
+        raw = stream.readline(limits.max_line_bytes + 1)
+        if not raw:
+            return
+        line_no += 1
+        if len(raw) > limits.max_line_bytes and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # skip the rest of the oversized line
+                raw = stream.readline(1 << 20)
+            yield line_no, None, ImportError_(line_no, "", f"line is longer than {limits.max_line_bytes} bytes")
+            continue
+        if not raw.strip():
+            continue
+        yield line_no, *parse_line(raw, line_no)
+
+
+def parse_line(raw: bytes, line_no: int) -> tuple[Any, ImportError_ | None]:
+    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte order mark, as some editors on Windows write it
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, ImportError_(line_no, "", f"not valid UTF-8 (byte {exc.start + 1} of the line)")
+    try:
+        return json.loads(text), None
+    except RecursionError:
+        return None, ImportError_(line_no, "", "JSON is nested too deeply")
+    except json.JSONDecodeError as exc:
+        return None, ImportError_(line_no, "", f"not valid JSON: {exc.msg} (column {exc.colno})")
+
+
+def check_record(value: Any, line: int, limits: Limits) -> tuple[ItemRecord | None, list[ImportError_]]:
+    errors: list[ImportError_] = []
+
+    def fail(where: str, message: str) -> None:
+        errors.append(ImportError_(line, where, message))
+
+    if not isinstance(value, dict):
+        fail("", f"expected a JSON object, got {_type_name(value)}")
+        return None, errors
+    for key in sorted(set(value) - ALLOWED_KEYS):
+        fail(key, f"unknown field (allowed: {', '.join(sorted(ALLOWED_KEYS))})")
+
+    prompt_text, prompt_lang = _check_text_block(value.get("prompt"), "prompt", limits.max_prompt_chars, fail)
+    pivot_text, pivot_lang = "", None
+    if value.get("pivot") is not None:
+        pivot_text, pivot_lang = _check_text_block(value["pivot"], "pivot", limits.max_prompt_chars, fail)
+    responses = _check_responses(value.get("responses"), limits, fail)
+    metadata = value.get("metadata", {})
+    if not isinstance(metadata, dict):
+        fail("metadata", f"expected an object, got {_type_name(metadata)}")
+        metadata = {}
+    external_id = value.get("external_id")
+    if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID_RE.match(external_id)):
+        fail("external_id", "expected 1–200 characters: letters, digits and . _ : @ / + -")
+    if errors:
+        return None, errors
+    record = ItemRecord(
+        external_id=external_id or "",
+        prompt_text=prompt_text,
+        prompt_language=prompt_lang,
+        pivot_text=pivot_text,
+        pivot_language=pivot_lang,
+        responses=tuple(responses),
+        metadata=metadata,
+    )
+    if not external_id:
+        # Without an id, the content itself names the item, so re-importing the same file is still idempotent.
+        record = ItemRecord(**{**record.__dict__, "external_id": f"sha256:{record.content_hash()[:32]}"})
+    return record, []
+
+
+def _check_text_block(block: Any, where: str, max_chars: int, fail) -> tuple[str, str]:
+    if block is None:
+        fail(where, "required")
+        return "", ""
+    if not isinstance(block, dict):
+        fail(where, f"expected an object with text and language, got {_type_name(block)}")
+        return "", ""
+    text = _check_text(block.get("text"), f"{where}.text", max_chars, fail)
+    language = _check_language(block.get("language"), f"{where}.language", fail)
+    return text, language
+
+
+def _check_responses(responses: Any, limits: Limits, fail) -> list[ResponseRecord]:
+    if not isinstance(responses, list):
+        fail("responses", f"expected a list of {MIN_RESPONSES}–{MAX_RESPONSES} responses, got {_type_name(responses)}")
+        return []
+    if not MIN_RESPONSES <= len(responses) <= MAX_RESPONSES:
+        fail("responses", f"expected {MIN_RESPONSES}–{MAX_RESPONSES} responses, got {len(responses)}")
+    records: list[ResponseRecord] = []
+    seen: dict[str, int] = {}
+    for index, response in enumerate(responses[:MAX_RESPONSES]):
+        where = f"responses[{index}]"
+        if not isinstance(response, dict):
+            fail(where, f"expected an object, got {_type_name(response)}")
+            continue
+        for key in sorted(set(response) - {"text", "language", "model"}):
+            fail(f"{where}.{key}", "unknown field (allowed: text, language, model)")
+        text = _check_text(response.get("text"), f"{where}.text", limits.max_response_chars, fail)
+        language = _check_language(response.get("language"), f"{where}.language", fail)
+        model = response.get("model", "") or ""
+        if not isinstance(model, str) or len(model) > 200:
+            fail(f"{where}.model", "expected a string of at most 200 characters")
+            model = ""
+        key = text.strip()
+        if key and key in seen:
+            fail(f"{where}.text", f"same text as responses[{seen[key]}]: responses must be distinct")
+        seen.setdefault(key, index)
+        records.append(ResponseRecord(text=text, language=language, model=model))
+    languages = {r.language for r in records if r.language}
+    if len(languages) > 1:
+        fail("responses", f"all responses of an item must be in one language, got {', '.join(sorted(languages))}")
+    return records
+
+
+def _check_text(text: Any, where: str, max_chars: int, fail) -> str:
+    if not isinstance(text, str):
+        fail(where, "required" if text is None else f"expected a string, got {_type_name(text)}")
+        return ""
+    if not text.strip():
+        fail(where, "must not be empty")
+    elif len(text) > max_chars:
+        fail(where, f"{len(text)} characters; the limit is {max_chars}")
+    elif "\x00" in text:
+        fail(where, "contains a NUL character")
+    return text
+
+
+def _check_language(code: Any, where: str, fail) -> str:
+    if not isinstance(code, str) or not code:
+        fail(where, "required: a BCP-47 or FLORES-200 language code")
+        return ""
+    canonical = normalize_language_code(code)
+    if canonical is None:
+        fail(where, f"unknown language {code[:40]!r}; see GET /api/v1/languages/ for the codes")
+        return ""
+    return canonical
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )

@@ -1,0 +1,150 @@
+"""Reads: who may see what, progress and statistics."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Q, QuerySet, Sum
+
+from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease
+
+
+def annotator_languages(user: AbstractBaseUser) -> tuple[list[str], list[str]]:
+    """(native, readable) language codes of the user; cached on the user object for the request."""
+    cached = getattr(user, "_crossfeed_languages", None)
+    if cached is not None:
+        return cached
+    try:
+        profile = user.annotator
+    except AnnotatorProfile.DoesNotExist:
+        result: tuple[list[str], list[str]] = ([], [])
+    else:
+        result = profile.language_codes()
+    user._crossfeed_languages = result
+    return result
+
+
+def is_annotator(user: AbstractBaseUser) -> bool:
+    return user.is_authenticated and AnnotatorProfile.objects.filter(user=user).exists()
+
+
+def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
+    """Admins see every campaign; annotators see the active and paused ones (drafts are being prepared)."""
+    if user.is_staff:
+        return Campaign.objects.all()
+    if not user.is_authenticated:
+        return Campaign.objects.none()
+    return Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
+
+
+def items_visible_to(user: AbstractBaseUser) -> QuerySet[Item]:
+    """Items the user may read: admins all; an annotator those they may judge or already judged."""
+    if user.is_staff:
+        return Item.objects.all()
+    native, reading = annotator_languages(user)
+    if not native:
+        return Item.objects.none()
+    eligible = Q(response_language__in=native) & (Q(prompt_language__in=reading) | Q(pivot_language__in=reading))
+    return Item.objects.filter(campaign__in=campaigns_visible_to(user)).filter(
+        eligible | Q(judgments__annotator=user)
+    ).distinct()
+
+
+def item_for_annotator(user: AbstractBaseUser, item_id: int) -> Item | None:
+    return items_visible_to(user).select_related("campaign").filter(pk=item_id).first()
+
+
+def live_lease(user: AbstractBaseUser, item: Item):
+    return Lease.objects.filter(item=item, annotator=user).first()
+
+
+def campaign_progress(campaign: Campaign) -> dict:
+    totals = Item.objects.filter(campaign=campaign).aggregate(
+        items=Count("id"),
+        complete=Count("id", filter=Q(judgment_count__gte=F("target"))),
+        judgments=Sum("judgment_count"),
+        wanted=Sum("target"),
+    )
+    wanted = totals["wanted"] or 0
+    judgments = totals["judgments"] or 0
+    return {
+        "items": totals["items"],
+        "complete_items": totals["complete"],
+        "judgments": judgments,
+        "judgments_wanted": wanted,
+        "percent": round(100 * judgments / wanted, 1) if wanted else 0.0,
+    }
+
+
+def annotator_progress(user: AbstractBaseUser, campaign: Campaign) -> dict:
+    """How many items this annotator judged in the campaign, and how many more they could still take."""
+    done = Judgment.objects.filter(item__campaign=campaign, annotator=user).count()
+    native, reading = annotator_languages(user)
+    open_items = (
+        Item.objects.filter(campaign=campaign, response_language__in=native)
+        .filter(Q(prompt_language__in=reading) | Q(pivot_language__in=reading))
+        .exclude(judgments__annotator=user)
+        .exclude(skips__annotator=user)
+        .filter(judgment_count__lt=F("target"))
+        .count()
+    )
+    total = done + open_items
+    return {"done": done, "remaining": open_items, "percent": round(100 * done / total, 1) if total else 100.0}
+
+
+def language_pair_rows(campaign: Campaign) -> list[dict]:
+    """Per (prompt language, response language): items, judgments and complete items."""
+    rows = (
+        Item.objects.filter(campaign=campaign)
+        .values("prompt_language", "response_language")
+        .annotate(
+            items=Count("id"),
+            judgments=Sum("judgment_count"),
+            complete_items=Count("id", filter=Q(judgment_count__gte=F("target"))),
+        )
+        .order_by("prompt_language", "response_language")
+    )
+    return [
+        {
+            "prompt_language": row["prompt_language"],
+            "response_language": row["response_language"],
+            "items": row["items"],
+            "judgments": row["judgments"] or 0,
+            "complete_items": row["complete_items"],
+        }
+        for row in rows
+    ]
+
+
+def item_with_responses(item_id: int) -> Item:
+    return Item.objects.prefetch_related("responses").get(pk=item_id)
+
+
+def judgments_by_item(campaign: Campaign):
+    """Yield (prompt language, response language, [judgment rows]) per item, in item order, streaming."""
+    rows = (
+        Judgment.objects.filter(item__campaign=campaign)
+        .order_by("item_id", "id")
+        .values_list("item_id", "item__prompt_language_id", "item__response_language_id", "annotator_id", "ranks",
+                     "flags")
+    )
+    current, pair, bucket = None, None, []
+    for item_id, prompt_lang, response_lang, annotator_id, ranks, flags in rows.iterator(chunk_size=2000):
+        if item_id != current and bucket:
+            yield pair, bucket
+            bucket = []
+        current, pair = item_id, (prompt_lang, response_lang)
+        bucket.append((annotator_id, ranks, flags))
+    if bucket:
+        yield pair, bucket
+
+
+def judgment_of(user: AbstractBaseUser, item: Item) -> Judgment | None:
+    return Judgment.objects.filter(item=item, annotator=user).first()
+
+
+def judgments_of(user: AbstractBaseUser, campaign: Campaign) -> QuerySet[Judgment]:
+    return (
+        Judgment.objects.filter(item__campaign=campaign, annotator=user)
+        .select_related("item")
+        .order_by("-updated_at", "-id")
+    )

@@ -1,0 +1,169 @@
+"""API input and output shapes (ARCHITECTURE.md, REST API v1). Input serializers check types only; the rules
+live in the services."""
+
+from __future__ import annotations
+
+import hashlib
+
+from rest_framework import serializers
+
+from annotation.languages import get_language
+from annotation.models import Campaign, Item, Language, Lease
+
+
+def direction_of(code: str | None) -> str:
+    spec = get_language(code) if code else None
+    return spec.direction if spec else "ltr"
+
+
+def response_order(item_id: int, annotator_id: int, response_ids: list[int]) -> list[int]:
+    """A stable per-annotator shuffle of the responses, so that no model profits from always being shown first.
+
+    Stable: the same annotator sees the same order on reload; different annotators see different orders.
+    """
+
+    def key(response_id: int) -> bytes:
+        return hashlib.sha256(f"{item_id}:{annotator_id}:{response_id}".encode()).digest()
+
+    return sorted(response_ids, key=key)
+
+
+class LanguageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Language
+        fields = ["code", "name", "native_name", "script", "direction", "tier", "flores_code", "feedback_default"]
+
+
+class AnnotatorCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    email = serializers.EmailField(required=False, default="")
+    native_languages = serializers.ListField(child=serializers.CharField(max_length=32), min_length=1, max_length=50)
+    reading_languages = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list, max_length=100
+    )
+
+
+class AnnotatorCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    token = serializers.CharField()
+    native_languages = serializers.ListField(child=serializers.CharField())
+    reading_languages = serializers.ListField(child=serializers.CharField())
+
+
+class CampaignInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    overlap = serializers.IntegerField(min_value=1, max_value=20, required=False, default=3)
+    lease_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False, default=10)
+    guidelines = serializers.CharField(required=False, default="", allow_blank=True, max_length=100_000)
+    status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False, default=Campaign.Status.ACTIVE)
+    flag_vocabulary = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=30, allow_empty=True
+    )
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Campaign
+        fields = ["id", "name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary", "created_at"]
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class TextBlockSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    language = serializers.CharField()
+    direction = serializers.CharField()
+
+
+class ResponseOutSerializer(TextBlockSerializer):
+    id = serializers.IntegerField()
+
+
+class ItemOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField()
+    prompt = TextBlockSerializer()
+    pivot = TextBlockSerializer(required=False)
+    responses = ResponseOutSerializer(many=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class NextSerializer(serializers.Serializer):
+    item = ItemOutSerializer()
+
+
+def item_payload(item: Item, annotator_id: int, lease: Lease | None) -> dict:
+    responses = {response.id: response for response in item.responses.all()}
+    payload = {
+        "id": item.id,
+        "campaign": item.campaign_id,
+        "prompt": {
+            "text": item.prompt_text,
+            "language": item.prompt_language_id,
+            "direction": direction_of(item.prompt_language_id),
+        },
+        "responses": [
+            {
+                "id": response_id,
+                "text": responses[response_id].text,
+                "language": responses[response_id].language_id,
+                "direction": direction_of(responses[response_id].language_id),
+            }
+            for response_id in response_order(item.id, annotator_id, list(responses))
+        ],
+        "lease_expires_at": lease.expires_at if lease else None,
+    }
+    if item.pivot_language_id:
+        payload["pivot"] = {
+            "text": item.pivot_text,
+            "language": item.pivot_language_id,
+            "direction": direction_of(item.pivot_language_id),
+        }
+    return payload
+
+
+class JudgmentInputSerializer(serializers.Serializer):
+    # Type checks only; which ids and ranks are allowed depends on the item, so the service checks those.
+    ranks = serializers.DictField(child=serializers.IntegerField())
+    flags = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(max_length=40), max_length=20),
+        required=False,
+        default=dict,
+    )
+    comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=5000)
+    seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
+    idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,128}$", max_length=128)
+
+
+class JudgmentOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=["created", "replayed", "revised"])
+    revision = serializers.IntegerField()
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class PairStatsSerializer(serializers.Serializer):
+    prompt_language = serializers.CharField()
+    response_language = serializers.CharField()
+    items = serializers.IntegerField()
+    judgments = serializers.IntegerField()
+    complete_items = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+
+
+class CampaignStatsSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    items = serializers.IntegerField()
+    judgments = serializers.IntegerField()
+    complete_items = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+    language_pairs = PairStatsSerializer(many=True)

@@ -1,0 +1,1 @@
+"""Writes that touch several models. Keyword-only, typed, named <entity>_<action>."""

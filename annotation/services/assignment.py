@@ -1,0 +1,115 @@
+"""Leasing items to annotators: `next`, skip, release and the reclaiming of expired leases.
+
+Atomicity: on SQLite every transaction is IMMEDIATE (settings), so lease_next runs alone among writers; on
+PostgreSQL the candidate rows are locked with SKIP LOCKED, so concurrent annotators take different items instead
+of queueing on the same one. On both, the lease is taken by a conditional UPDATE of the item's lease counter
+whose row count says whether the item still had room, and the item's CHECK constraint backs it up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from annotation.models import Campaign, Item, Judgment, Lease, Skip
+from annotation.selectors import annotator_languages
+from crossfeed.errors import Conflict, InvalidInput, NotFound
+
+# How many candidates to try when the first is taken between our SELECT and UPDATE (PostgreSQL only).
+CANDIDATES = 8
+
+
+@transaction.atomic
+def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime | None = None) -> Lease | None:
+    """Lease the next item for this annotator, or return their live lease; None when nothing is left."""
+    if not campaign.accepts_judgments:
+        raise Conflict(f"campaign {campaign.name!r} is {campaign.get_status_display()}: no items are handed out")
+    now = now or timezone.now()
+    native, reading = annotator_languages(annotator)
+    if not native:
+        raise InvalidInput("your annotator profile has no native language; ask an admin to add one")
+    leases_reclaim(now=now, campaign=campaign)
+    expires_at = now + timedelta(minutes=campaign.lease_minutes)
+    current = (
+        Lease.objects.select_related("item")
+        .filter(annotator=annotator, item__campaign=campaign, expires_at__gt=now)
+        .order_by("created_at")
+        .first()
+    )
+    if current is not None:
+        # Coming back to the page keeps the same item and gives it a fresh lease period.
+        Lease.objects.filter(pk=current.pk).update(expires_at=expires_at)
+        current.expires_at = expires_at
+        return current
+    for item_id in _candidate_ids(campaign, annotator, native, reading):
+        taken = Item.objects.filter(pk=item_id, judgment_count__lt=F("target") - F("lease_count")).update(
+            lease_count=F("lease_count") + 1
+        )
+        if taken:
+            return Lease.objects.create(item_id=item_id, annotator=annotator, created_at=now, expires_at=expires_at)
+    return None
+
+
+def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str]) -> list[int]:
+    mine = {"item": OuterRef("pk"), "annotator": annotator}
+    candidates = (
+        Item.objects.filter(campaign=campaign, response_language__in=native)
+        .filter(Q(prompt_language__in=reading) | Q(pivot_language__in=reading))
+        .filter(judgment_count__lt=F("target") - F("lease_count"))
+        .exclude(Exists(Judgment.objects.filter(**mine)))
+        .exclude(Exists(Skip.objects.filter(**mine)))
+        .exclude(Exists(Lease.objects.filter(**mine)))
+        # Closest to completion first, so that finished items (and usable pairs) appear early; then oldest.
+        .order_by("-judgment_count", "id")
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        return list(candidates.values_list("id", flat=True)[:CANDIDATES])
+    return list(candidates.values_list("id", flat=True)[:1])
+
+
+def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = None) -> int:
+    """Delete expired leases and give their places back to the items; returns how many were reclaimed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        expired = Lease.objects.filter(expires_at__lte=now)
+        if campaign is not None:
+            expired = expired.filter(item__campaign=campaign)
+        if connection.features.has_select_for_update_skip_locked:
+            # Two reclaimers never count the same lease twice: each takes the rows the other has not locked.
+            expired = expired.select_for_update(skip_locked=True, of=("self",))
+        rows = list(expired.values_list("id", "item_id"))
+        if not rows:
+            return 0
+        Lease.objects.filter(id__in=[lease_id for lease_id, _ in rows]).delete()
+        for item_id, count in Counter(item_id for _, item_id in rows).items():
+            Item.objects.filter(pk=item_id).update(lease_count=F("lease_count") - count)
+        return len(rows)
+
+
+@transaction.atomic
+def lease_release(*, item: Item, annotator: AbstractBaseUser) -> bool:
+    """Give the annotator's lease on the item back; True when there was one."""
+    deleted, _ = Lease.objects.filter(item=item, annotator=annotator).delete()
+    if deleted:
+        Item.objects.filter(pk=item.pk).update(lease_count=F("lease_count") - 1)
+    return bool(deleted)
+
+
+@transaction.atomic
+def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str = "") -> Skip:
+    """Pass on an item: the lease goes back to the pool and the item is not offered to this annotator again."""
+    if len(reason) > 500:
+        raise InvalidInput("at most 500 characters", field="reason")
+    if Judgment.objects.filter(item=item, annotator=annotator).exists():
+        raise Conflict("you already judged this item; revise your judgment instead of skipping it")
+    if not Lease.objects.filter(item=item, annotator=annotator).exists():
+        raise NotFound("you hold no lease on this item")
+    lease_release(item=item, annotator=annotator)
+    skip, _ = Skip.objects.update_or_create(item=item, annotator=annotator, defaults={"reason": reason.strip()})
+    return skip

@@ -1,0 +1,93 @@
+"""The demo that `make run` seeds into an empty database: the feedback languages' campaign, an admin and
+annotators with different language skills. Passwords are random, generated once, kept in var/ (mode 0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from annotation.models import Campaign
+from annotation.services.campaigns import campaign_create
+from annotation.services.imports import items_import
+from annotation.services.people import annotator_create
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+DEMO_CAMPAIGN = "Demo: cross-lingual feedback"
+
+# (username, native languages, other languages read). Overlapping skills, so that items reach k = 2.
+DEMO_ANNOTATORS = [
+    ("amina", ["sw", "ar", "en"], ["fr", "am"]),
+    ("karthik", ["ta", "hi", "ur"], ["en", "sw"]),
+    ("layla", ["ar", "fa", "ur"], ["en", "fr"]),
+    ("wei", ["zh-Hans", "ja", "ko"], ["en"]),
+    ("yuki", ["ja", "ko", "zh-Hans"], ["en", "tr"]),
+    ("ade", ["yo", "en", "sw"], ["am", "ar"]),
+    ("priya", ["hi", "bn", "ur", "ta"], ["en", "es", "ru"]),
+    ("somchai", ["th", "id", "ru"], ["en", "vi"]),
+    ("olga", ["ru", "th", "id", "bn"], ["en", "de", "zh-Hans"]),
+]
+
+GUIDELINES = """\
+## How to rank
+
+1. Read the **instruction** (and its English version, if you need it).
+2. Rank the responses: **1 is best**. Give equal ranks when two responses are equally good.
+3. A response must answer *in the language shown on its badge*. If it answers in another language, flag it
+   **wrong language** and rank it low, however good its content.
+4. Flag **incorrect** facts, **unsafe** content, **incomplete** answers and **garbled** text.
+
+Skip an item when you cannot judge it; say why.
+"""
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    role: str
+    languages: str
+
+
+def _password_file(var_dir: Path) -> Path:
+    return var_dir / "demo-logins.json"
+
+
+def demo_logins(var_dir: Path) -> list[DemoLogin]:
+    path = _password_file(var_dir)
+    if not path.is_file():
+        return []
+    return [DemoLogin(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+
+
+@transaction.atomic
+def demo_seed(*, var_dir: Path) -> list[DemoLogin]:
+    """Create the demo; refuses when the database already has a campaign or users (never touches real data)."""
+    user_model = get_user_model()
+    if Campaign.objects.exists() or user_model.objects.exists():
+        raise RuntimeError("the database is not empty: the demo is only seeded into an empty database")
+    logins = [DemoLogin("admin", secrets.token_urlsafe(12), "admin", "all")]
+    user_model.objects.create_superuser("admin", "admin@example.invalid", logins[0].password)
+    for username, native, reads in DEMO_ANNOTATORS:
+        password = secrets.token_urlsafe(12)
+        annotator_create(username=username, password=password, native_languages=native, reading_languages=reads)
+        logins.append(DemoLogin(username, password, "annotator", f"native {', '.join(native)}; reads {', '.join(reads)}"))
+    admin = user_model.objects.get(username="admin")
+    campaign = campaign_create(name=DEMO_CAMPAIGN, created_by=admin, overlap=2, guidelines=GUIDELINES)
+    with (DATA / "demo_items.jsonl").open("rb") as source:
+        items_import(campaign=campaign, source=source)
+    _write_logins(var_dir, logins)
+    return logins
+
+
+def _write_logins(var_dir: Path, logins: list[DemoLogin]) -> None:
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = _password_file(var_dir)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump([login.__dict__ for login in logins], handle, indent=1)

@@ -1,0 +1,195 @@
+"""Submitting and revising judgments.
+
+Outcomes: a new judgment (201), a replay of an idempotency key already seen (200, nothing stored), or a revision
+of the annotator's own judgment (200). The item row is locked first (PostgreSQL) so that two submits on one
+item are serialised; SQLite's IMMEDIATE transactions serialise them anyway.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.models import Item, Judgment, JudgmentSubmission, Lease
+from annotation.selectors import items_visible_to
+from crossfeed.errors import Conflict, InvalidInput, NotFound
+
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+MAX_COMMENT_CHARS = 5000
+MAX_SECONDS = 24 * 3600
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"
+    REPLAYED = "replayed"
+    REVISED = "revised"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    judgment: Judgment
+    outcome: Outcome
+
+
+def check_ranking(
+    response_ids: list[int], ranks: Any, flags: Any, vocabulary: list[str]
+) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[str]]]:
+    """Validate ranks and flags against the item's responses; returns (ranks, flags, errors by field).
+
+    Keys are response ids as strings (JSON object keys). Every response gets a rank from 1 to n; equal ranks are
+    ties. Flags must come from the campaign's vocabulary.
+    """
+    errors: dict[str, list[str]] = {}
+    known = {str(response_id) for response_id in response_ids}
+    clean_ranks: dict[str, int] = {}
+    if not isinstance(ranks, dict) or not ranks:
+        errors["ranks"] = ['expected an object {"<response id>": rank}, with a rank for every response']
+    else:
+        for key, rank in ranks.items():
+            if str(key) not in known:
+                errors.setdefault("ranks", []).append(f"{key!r} is not a response of this item")
+            elif isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(response_ids):
+                errors.setdefault("ranks", []).append(
+                    f"response {key}: rank must be a whole number from 1 to {len(response_ids)}"
+                )
+            else:
+                clean_ranks[str(key)] = rank
+        missing = sorted(known - {str(key) for key in ranks}, key=int)
+        if missing:
+            errors.setdefault("ranks", []).append(f"no rank for response(s) {', '.join(missing)}")
+    clean_flags: dict[str, list[str]] = {}
+    if flags not in (None, {}):
+        if not isinstance(flags, dict):
+            errors["flags"] = ['expected an object {"<response id>": ["wrong_language", ...]}']
+        else:
+            for key, names in flags.items():
+                if str(key) not in known:
+                    errors.setdefault("flags", []).append(f"{key!r} is not a response of this item")
+                elif not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                    errors.setdefault("flags", []).append(f"response {key}: expected a list of flag names")
+                elif unknown := sorted(set(names) - set(vocabulary)):
+                    errors.setdefault("flags", []).append(
+                        f"response {key}: unknown flag(s) {', '.join(unknown)}; allowed: {', '.join(vocabulary)}"
+                    )
+                elif names:
+                    clean_flags[str(key)] = sorted(set(names))
+    return clean_ranks, clean_flags, errors
+
+
+def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
+        errors["comment"] = [f"expected text of at most {MAX_COMMENT_CHARS} characters"]
+    elif "\x00" in comment:
+        errors["comment"] = ["contains a NUL character"]
+    if seconds_spent is not None and (
+        isinstance(seconds_spent, bool) or not isinstance(seconds_spent, int) or not 0 <= seconds_spent <= MAX_SECONDS
+    ):
+        errors["seconds_spent"] = [f"expected a whole number of seconds from 0 to {MAX_SECONDS}"]
+    if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+        errors["idempotency_key"] = ["required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)"]
+    return errors
+
+
+def judgment_submit(
+    *,
+    annotator: AbstractBaseUser,
+    item_id: int,
+    ranks: Any,
+    flags: Any = None,
+    comment: Any = "",
+    seconds_spent: Any = None,
+    idempotency_key: Any,
+) -> SubmitResult:
+    try:
+        with transaction.atomic():
+            return _submit(annotator, item_id, ranks, flags, comment, seconds_spent, idempotency_key)
+    except IntegrityError:
+        # Only a concurrent request with the same key (or for the same item) can get here: it won, so replay it.
+        replay = _replay(annotator, idempotency_key, item_id)
+        if replay is not None:
+            return replay
+        raise Conflict("another submission for this item arrived at the same moment; reload and try again") from None
+
+
+def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
+    previous = (
+        JudgmentSubmission.objects.select_related("judgment")
+        .filter(annotator=annotator, idempotency_key=idempotency_key)
+        .first()
+    )
+    if previous is None:
+        return None
+    if previous.judgment.item_id != item_id:
+        raise InvalidInput("this idempotency key was already used for another item", field="idempotency_key")
+    return SubmitResult(previous.judgment, Outcome.REPLAYED)
+
+
+def _submit(annotator, item_id, ranks, flags, comment, seconds_spent, idempotency_key) -> SubmitResult:
+    errors = _check_extras(comment if comment is not None else "", seconds_spent, idempotency_key)
+    if "idempotency_key" not in errors and (replay := _replay(annotator, idempotency_key, item_id)):
+        return replay
+    item = items_visible_to(annotator).filter(pk=item_id).select_related("campaign").first()
+    if item is None:
+        raise NotFound("no such item, or it is not one you can judge")
+    item = Item.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=item.pk)
+    response_ids = list(item.responses.values_list("id", flat=True))
+    clean_ranks, clean_flags, rank_errors = check_ranking(
+        response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
+    )
+    errors.update(rank_errors)
+    if errors:
+        raise _invalid(errors)
+    if not item.campaign.accepts_judgments:
+        raise Conflict(f"campaign {item.campaign.name!r} is {item.campaign.get_status_display()}: judgments are "
+                       "not accepted now")
+    now = timezone.now()
+    fields = {"ranks": clean_ranks, "flags": clean_flags, "comment": (comment or "").strip()}
+    judgment = Judgment.objects.filter(item=item, annotator=annotator).first()
+    if judgment is not None:
+        Judgment.objects.filter(pk=judgment.pk).update(
+            **fields, seconds_spent=seconds_spent, revision=F("revision") + 1, updated_at=now
+        )
+        judgment.refresh_from_db()
+        outcome = Outcome.REVISED
+    else:
+        _take_place(item, annotator)
+        judgment = Judgment.objects.create(
+            item=item, annotator=annotator, seconds_spent=seconds_spent, created_at=now, updated_at=now, **fields
+        )
+        outcome = Outcome.CREATED
+    JudgmentSubmission.objects.create(
+        judgment=judgment, annotator=annotator, idempotency_key=idempotency_key, created_at=now, **fields
+    )
+    return SubmitResult(judgment, outcome)
+
+
+def _take_place(item: Item, annotator) -> None:
+    """Turn the annotator's lease into a judgment, or take a free place; 409 when the item filled up meanwhile."""
+    held, _ = Lease.objects.filter(item=item, annotator=annotator).delete()
+    if held:
+        # Our lease already held one of the k places, so this cannot overshoot.
+        taken = Item.objects.filter(pk=item.pk).update(
+            judgment_count=F("judgment_count") + 1, lease_count=F("lease_count") - 1
+        )
+    else:
+        taken = Item.objects.filter(pk=item.pk, judgment_count__lt=F("target") - F("lease_count")).update(
+            judgment_count=F("judgment_count") + 1
+        )
+    if not taken:
+        raise Conflict(
+            "this item received all the judgments it needed while you were working on it (your lease had "
+            "expired); your ranking was not stored — please continue with the next item"
+        )
+
+
+def _invalid(errors: dict[str, list[str]]) -> InvalidInput:
+    summary = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+    return InvalidInput(summary, field_errors=errors)

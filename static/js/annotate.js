@@ -1,0 +1,138 @@
+// Keyboard, click and drag ranking for the annotation workspace. The form works without this file (rank lists
+// and a submit button); this adds the shortcuts listed in the "?" panel.
+(function () {
+  "use strict";
+
+  function form() { return document.getElementById("judgment-form"); }
+  function cards() { return Array.from(document.querySelectorAll("#judgment-form .response")); }
+  function selected() { return document.querySelector("#judgment-form .response.selected"); }
+  function select(card) {
+    cards().forEach(function (c) { c.classList.toggle("selected", c === card); });
+    if (card) { card.focus({ preventScroll: false }); }
+  }
+  function rankSelect(card) { return card.querySelector("select[data-rank-for]"); }
+  function toggle(id) {
+    var panel = document.getElementById(id);
+    if (!panel) { return; }
+    panel.hidden = !panel.hidden;
+    document.querySelectorAll('[data-toggle="' + id + '"]').forEach(function (b) {
+      b.setAttribute("aria-expanded", String(!panel.hidden));
+    });
+  }
+
+  // The strip shows the ranking, best first; it follows the selects, and dragging in it rewrites them.
+  function syncStrip() {
+    var strip = document.querySelector("#judgment-form .ranking-strip");
+    if (!strip) { return; }
+    var chips = Array.from(strip.children);
+    chips.sort(function (a, b) {
+      var ra = Number(rankSelectFor(a.dataset.response).value || 99);
+      var rb = Number(rankSelectFor(b.dataset.response).value || 99);
+      return ra - rb;
+    });
+    chips.forEach(function (chip) {
+      chip.classList.toggle("ranked", !!rankSelectFor(chip.dataset.response).value);
+      strip.appendChild(chip);
+    });
+  }
+  function rankSelectFor(responseId) {
+    return document.querySelector('#judgment-form select[data-rank-for="' + responseId + '"]');
+  }
+  function rankFromStrip() {
+    var strip = document.querySelector("#judgment-form .ranking-strip");
+    Array.from(strip.children).forEach(function (chip, index) {
+      rankSelectFor(chip.dataset.response).value = String(index + 1);
+    });
+    syncStrip();
+  }
+
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    if (event.target.matches && event.target.matches(".ranking-strip li")) {
+      dragged = event.target;
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", dragged.dataset.response);
+    }
+  });
+  document.addEventListener("dragover", function (event) {
+    var over = event.target.closest && event.target.closest(".ranking-strip li");
+    if (dragged && over) { event.preventDefault(); }
+  });
+  document.addEventListener("drop", function (event) {
+    var over = event.target.closest && event.target.closest(".ranking-strip li");
+    if (!dragged || !over || over === dragged) { return; }
+    event.preventDefault();
+    var strip = over.parentNode;
+    var items = Array.from(strip.children);
+    var before = items.indexOf(dragged) > items.indexOf(over) ? over : over.nextSibling;
+    strip.insertBefore(dragged, before);
+    dragged = null;
+    rankFromStrip();
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-rank-for]")) { syncStrip(); }
+  });
+  document.addEventListener("click", function (event) {
+    var toggler = event.target.closest("[data-toggle]");
+    if (toggler) { toggle(toggler.dataset.toggle); return; }
+    var card = event.target.closest("#judgment-form .response");
+    if (card && !event.target.closest("select, input, label, a")) { select(card); }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var f = form();
+    var typing = event.target.closest && event.target.closest("textarea, input[type=text], select");
+    if (event.key === "?" && !typing) { toggle("shortcuts"); event.preventDefault(); return; }
+    if (!f || typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var all = cards();
+    var current = selected() || all[0];
+    var index = all.indexOf(current);
+    if (/^[1-8]$/.test(event.key)) {
+      var rank = Number(event.key);
+      if (rank > all.length) { return; }
+      rankSelect(current).value = String(rank);
+      syncStrip();
+      if (index < all.length - 1) { select(all[index + 1]); }
+      event.preventDefault();
+    } else if (event.key === "ArrowRight" || event.key === "ArrowDown" || event.key === "j") {
+      select(all[Math.min(index + 1, all.length - 1)]); event.preventDefault();
+    } else if (event.key === "ArrowLeft" || event.key === "ArrowUp" || event.key === "k") {
+      select(all[Math.max(index - 1, 0)]); event.preventDefault();
+    } else if (event.key === "w") {
+      var box = current.querySelector('input[type=checkbox][value="wrong_language"]');
+      if (box) { box.checked = !box.checked; }
+      event.preventDefault();
+    } else if (event.key === "g") {
+      toggle("guidelines"); event.preventDefault();
+    } else if (event.key === "Enter" && !event.target.closest("button, a")) {
+      event.preventDefault();
+      f.requestSubmit();
+    }
+  });
+
+  // seconds_spent: time from when the item appeared to the submit.
+  var shownAt = Date.now();
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "judgment-form") {
+      var field = event.target.querySelector('input[name="seconds_spent"]');
+      if (field) { field.value = String(Math.round((Date.now() - shownAt) / 1000)); }
+    }
+  }, true);
+
+  function init() {
+    shownAt = Date.now();
+    var all = cards();
+    if (all.length) { select(all[0]); syncStrip(); }
+  }
+  document.addEventListener("htmx:afterSwap", init);
+  document.addEventListener("htmx:responseError", function (event) {
+    var workspace = document.getElementById("workspace");
+    var banner = document.createElement("div");
+    banner.className = "error";
+    banner.setAttribute("role", "alert");
+    banner.textContent = "The server answered " + event.detail.xhr.status + ". Your ranking is still on the page: try again.";
+    if (workspace) { workspace.prepend(banner); }
+  });
+  document.addEventListener("DOMContentLoaded", init);
+})();
