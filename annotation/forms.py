@@ -11,7 +11,7 @@ class JudgmentForm(forms.Form):
     idempotency key and render time. Types only; the service checks ids, ranks and flags against the item."""
 
     comment = forms.CharField(required=False, max_length=5000)
-    idempotency_key = forms.RegexField(regex=r"^[A-Za-z0-9_.:-]{1,128}$")
+    idempotency_key = forms.RegexField(regex=r"^[A-Za-z0-9_.:-]{1,128}\Z")
     rendered_at = forms.IntegerField(required=False, min_value=0)
     seconds_spent = forms.IntegerField(required=False, min_value=0, max_value=86400)
 

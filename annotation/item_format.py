@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from annotation.languages import normalize_language_code
 
-EXTERNAL_ID_RE = re.compile(r"^[\w.:@/+-]{1,200}$")
+EXTERNAL_ID_RE = re.compile(r"[\w.:@/+-]{1,200}")
 ALLOWED_KEYS = {"external_id", "prompt", "pivot", "responses", "metadata"}
 MIN_RESPONSES, MAX_RESPONSES = 2, 8
 
@@ -132,7 +132,7 @@ def check_record(value: Any, line: int, limits: Limits) -> tuple[ItemRecord | No
         fail("metadata", f"expected an object, got {_type_name(metadata)}")
         metadata = {}
     external_id = value.get("external_id")
-    if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID_RE.match(external_id)):
+    if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID_RE.fullmatch(external_id)):
         fail("external_id", "expected 1–200 characters: letters, digits and . _ : @ / + -")
     if errors:
         return None, errors

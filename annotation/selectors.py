@@ -28,12 +28,12 @@ def is_annotator(user: AbstractBaseUser) -> bool:
 
 
 def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
-    """Admins see every campaign; annotators see the active and paused ones (drafts are being prepared)."""
+    """Admins see every campaign; annotators all but drafts (closed ones stay readable, e.g. their own work)."""
     if user.is_staff:
         return Campaign.objects.all()
     if not user.is_authenticated:
         return Campaign.objects.none()
-    return Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
+    return Campaign.objects.exclude(status=Campaign.Status.DRAFT)
 
 
 def items_visible_to(user: AbstractBaseUser) -> QuerySet[Item]:

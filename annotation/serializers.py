@@ -138,7 +138,7 @@ class JudgmentInputSerializer(serializers.Serializer):
     )
     comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=5000)
     seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
-    idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,128}$", max_length=128)
+    idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,128}\Z", max_length=128)
 
 
 class JudgmentOutSerializer(serializers.Serializer):

@@ -35,6 +35,12 @@ def jsonl(lines: list[dict]) -> bytes:
     return "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode("utf-8") + b"\n"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # PBKDF2's 1,000,000 iterations cost ~0.3 s per user; tests create many users and test no cryptography.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def admin_user(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.invalid", PASSWORD)

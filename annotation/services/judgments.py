@@ -21,7 +21,7 @@ from annotation.models import Item, Judgment, JudgmentSubmission, Lease
 from annotation.selectors import items_visible_to
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
-IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_COMMENT_CHARS = 5000
 MAX_SECONDS = 24 * 3600
 
@@ -93,7 +93,7 @@ def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dic
         isinstance(seconds_spent, bool) or not isinstance(seconds_spent, int) or not 0 <= seconds_spent <= MAX_SECONDS
     ):
         errors["seconds_spent"] = [f"expected a whole number of seconds from 0 to {MAX_SECONDS}"]
-    if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+    if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
         errors["idempotency_key"] = ["required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)"]
     return errors
 
