@@ -1,0 +1,71 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crossfeed.env import envbool, envint, envlist, secret_from_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_envbool_and_envint_explain_bad_values(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ValueError, match="X_FLAG='maybe'"):
+        envbool("X_FLAG", False)
+    monkeypatch.setenv("X_FLAG", "on")
+    assert envbool("X_FLAG", False) is True
+    monkeypatch.setenv("X_NUM", "ten")
+    with pytest.raises(ValueError, match="expected an integer"):
+        envint("X_NUM", 1)
+    monkeypatch.setenv("X_LIST", " a, b ,,")
+    assert envlist("X_LIST", []) == ["a", "b"]
+
+
+def test_secret_is_generated_once_with_private_permissions(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("SECRET_KEY_FILE", raising=False)
+    path = tmp_path / "secret_key"
+    first = secret_from_env("SECRET_KEY", fallback_file=path)
+    assert len(first) > 50 and secret_from_env("SECRET_KEY", fallback_file=path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_secret_from_env_or_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "from-env")
+    assert secret_from_env("SECRET_KEY", fallback_file=None) == "from-env"
+    monkeypatch.delenv("SECRET_KEY")
+    (tmp_path / "s").write_text("from-file\n")
+    monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "s"))
+    assert secret_from_env("SECRET_KEY", fallback_file=None) == "from-file"
+    monkeypatch.delenv("SECRET_KEY_FILE")
+    with pytest.raises(ValueError, match="SECRET_KEY is required"):
+        secret_from_env("SECRET_KEY", fallback_file=None)
+
+
+def _manage(args, env_changes, tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG"}}
+    env.update({"CROSSFEED_VAR_DIR": str(tmp_path)} | env_changes)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path):
+    result = _manage(["check"], {"DJANGO_ENV": "production"}, tmp_path)
+    assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("x" * 30 + "a-random-enough-secret-for-the-check-9b7c2f")
+    result = _manage(["check", "--deploy", "--fail-level", "WARNING"],
+                     {"DJANGO_ENV": "production", "SECRET_KEY_FILE": str(secret), "ALLOWED_HOSTS": "example.org"},
+                     tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_debug_is_off_unless_asked(tmp_path):
+    show = ["shell", "-c", "from django.conf import settings; print(settings.DEBUG)"]
+    assert _manage(show, {}, tmp_path).stdout.strip() == "False"
+    assert _manage(show, {"DEBUG": "1"}, tmp_path).stdout.strip() == "True"
