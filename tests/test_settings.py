@@ -67,5 +67,5 @@ def test_check_deploy_is_clean_in_production(tmp_path):
 
 def test_debug_is_off_unless_asked(tmp_path):
     show = ["shell", "-c", "from django.conf import settings; print(settings.DEBUG)"]
-    assert _manage(show, {}, tmp_path).stdout.strip() == "False"
-    assert _manage(show, {"DEBUG": "1"}, tmp_path).stdout.strip() == "True"
+    assert _manage(show, {}, tmp_path).stdout.split()[-1] == "False"
+    assert _manage(show, {"DEBUG": "1"}, tmp_path).stdout.split()[-1] == "True"

@@ -1,0 +1,1 @@
+"""Export of rankings: preference pairs, agreement and snapshots."""
