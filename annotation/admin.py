@@ -95,9 +95,10 @@ class CampaignAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
 
     def get_urls(self):
+        view = self.admin_site.admin_view
         own = [
-            path("<int:campaign_id>/import/", self.admin_site.admin_view(self.import_view), name="annotation_campaign_import"),
-            path("<int:campaign_id>/stats/", self.admin_site.admin_view(self.stats_view), name="annotation_campaign_stats"),
+            path("<int:campaign_id>/import/", view(self.import_view), name="annotation_campaign_import"),
+            path("<int:campaign_id>/stats/", view(self.stats_view), name="annotation_campaign_stats"),
         ]
         return own + super().get_urls()
 

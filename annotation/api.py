@@ -60,7 +60,9 @@ class LanguageList(APIView):
 class AnnotatorCreate(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=serializers.AnnotatorCreateSerializer, responses={201: serializers.AnnotatorCreatedSerializer})
+    @extend_schema(
+        request=serializers.AnnotatorCreateSerializer, responses={201: serializers.AnnotatorCreatedSerializer}
+    )
     def post(self, request):
         data = _valid(serializers.AnnotatorCreateSerializer, request.data)
         profile, token = annotator_create(**data)

@@ -169,6 +169,9 @@ class Lease(models.Model):
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="lease_one_per_annotator_item")]
         indexes = [models.Index(fields=["annotator", "expires_at"], name="lease_annotator_idx")]
 
+    def __str__(self) -> str:
+        return f"lease on {self.item_id} by {self.annotator_id} until {self.expires_at:%Y-%m-%d %H:%M}"
+
     def is_live(self, now=None) -> bool:
         return self.expires_at > (now or timezone.now())
 
@@ -183,6 +186,9 @@ class Skip(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="skip_one_per_annotator_item")]
+
+    def __str__(self) -> str:
+        return f"skip of {self.item_id} by {self.annotator_id}"
 
 
 class Judgment(models.Model):
@@ -226,3 +232,80 @@ class JudgmentSubmission(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["annotator", "idempotency_key"], name="submission_unique_key"),
         ]
+
+    def __str__(self) -> str:
+        return f"submission {self.idempotency_key} of judgment {self.judgment_id}"
+
+
+class JobStatus(models.TextChoices):
+    """The status vocabulary shared by every background job (ARCHITECTURE.md)."""
+
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class Export(models.Model):
+    """An immutable dataset snapshot: the filters, the judgments as of `cutoff`, the files and their hashes.
+
+    Files are written into a private folder and published (renamed into place) only when complete, so a killed
+    worker never leaves a partial file behind a succeeded record.
+    """
+
+    class Kind(models.TextChoices):
+        PREFERENCE = "preference", _("preference pairs (DPO)")
+        SFT = "sft", _("best responses (SFT messages)")
+
+    class Format(models.TextChoices):
+        JSONL = "jsonl", "JSONL"
+        PARQUET = "parquet", "Parquet"
+
+    class Pairs(models.TextChoices):
+        ALL = "all", _("all pairs with a majority")
+        BEST_VS_REST = "best_vs_rest", _("consensus best against each other response")
+        BEST_VS_WORST = "best_vs_worst", _("consensus best against consensus worst")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="exports")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.PREFERENCE)
+    format = models.CharField(max_length=8, choices=Format.choices, default=Format.JSONL)
+    pairs = models.CharField(max_length=16, choices=Pairs.choices, default=Pairs.ALL)
+    min_judgments = models.PositiveSmallIntegerField(default=2)
+    min_agreement = models.FloatField(default=0.0)
+    languages = models.JSONField(default=list, blank=True, help_text=_("response languages; empty means all"))
+    test_fraction = models.FloatField(default=0.1)
+    seed = models.PositiveIntegerField(default=0)
+    # Judgments as they stood at this moment; later submissions and revisions are not part of the snapshot.
+    cutoff = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    per_language = models.JSONField(default=dict, blank=True)
+    language_pairs = models.JSONField(default=list, blank=True)
+    agreement = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(min_agreement__gte=0) & Q(min_agreement__lte=1),
+                                   name="export_min_agreement_0_1"),
+            models.CheckConstraint(condition=Q(test_fraction__gte=0) & Q(test_fraction__lt=1),
+                                   name="export_test_fraction_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.campaign} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}

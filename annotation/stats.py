@@ -11,14 +11,7 @@ from annotation.selectors import judgments_by_item, language_pair_rows
 
 
 def _item_judgments(rows) -> list[ItemJudgment]:
-    return [
-        ItemJudgment(
-            annotator_id=annotator_id,
-            ranks={int(key): rank for key, rank in ranks.items()},
-            flags={int(key): names for key, names in (flags or {}).items()},
-        )
-        for annotator_id, ranks, flags in rows
-    ]
+    return [ItemJudgment.from_stored(annotator_id, ranks, flags) for annotator_id, ranks, flags in rows]
 
 
 def campaign_stats(campaign: Campaign) -> dict:

@@ -8,12 +8,13 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django_htmx.http import HttpResponseClientRedirect
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from annotation import selectors
 from annotation.forms import JudgmentForm
@@ -33,6 +34,12 @@ def _get_item_for_annotator(request: HttpRequest, item_id: int) -> Item:
     if item is None:
         raise Http404(_("No such item, or it is not one you can see."))
     return item
+
+
+def _require_annotator(request: HttpRequest) -> None:
+    # Staff see every item, so without this check an admin's POST would take one of an item's k places.
+    if not selectors.is_annotator(request.user):
+        raise PermissionDenied(_("Only annotators rank or skip items; your account has no annotator profile."))
 
 
 @require_GET
@@ -113,6 +120,7 @@ def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgmen
 @require_POST
 @login_required
 def submit(request: HttpRequest, item_id: int) -> HttpResponse:
+    _require_annotator(request)
     item = _get_item_for_annotator(request, item_id)
     campaign = item.campaign
     response_ids = list(item.responses.values_list("id", flat=True))
@@ -143,6 +151,7 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def skip(request: HttpRequest, item_id: int) -> HttpResponse:
+    _require_annotator(request)
     item = _get_item_for_annotator(request, item_id)
     reason = request.POST.get("reason", "")[:500]
     try:

@@ -48,6 +48,12 @@ class ItemJudgment:
     ranks: Mapping[int, int]
     flags: Mapping[int, Sequence[str]] = field(default_factory=dict)
 
+    @classmethod
+    def from_stored(cls, annotator_id: int, ranks: Mapping[str, int], flags: Mapping[str, Sequence[str]] | None):
+        """From a stored judgment, whose JSON object keys are response ids as strings."""
+        return cls(annotator_id, {int(key): rank for key, rank in ranks.items()},
+                   {int(key): names for key, names in (flags or {}).items()})
+
 
 @dataclass(frozen=True, slots=True)
 class Preference:
@@ -85,6 +91,21 @@ def consensus_order(response_ids: Sequence[int], judgments: Sequence[ItemJudgmen
     _check_ids(ids)
     wins = _win_matrix(ids, judgments)
     return [ids[a] for a in _consensus_indices(ids, wins, _wrong_language_counts(ids, judgments))]
+
+
+def consensus_best(response_ids: Sequence[int], judgments: Sequence[ItemJudgment]) -> int | None:
+    """The best response in the consensus order that a majority did not flag ``wrong_language`` (the SFT target);
+    None when there are no judgments or every response is so flagged."""
+    ids = list(response_ids)
+    _check_ids(ids)
+    if not judgments or not ids:
+        return None
+    wins = _win_matrix(ids, judgments)
+    flag_counts = _wrong_language_counts(ids, judgments)
+    for index in _consensus_indices(ids, wins, flag_counts):
+        if 2 * flag_counts[index] <= len(judgments):
+            return ids[index]
+    return None
 
 
 def derive_pairs(

@@ -76,7 +76,8 @@ def demo_seed(*, var_dir: Path) -> list[DemoLogin]:
     for username, native, reads in DEMO_ANNOTATORS:
         password = secrets.token_urlsafe(12)
         annotator_create(username=username, password=password, native_languages=native, reading_languages=reads)
-        logins.append(DemoLogin(username, password, "annotator", f"native {', '.join(native)}; reads {', '.join(reads)}"))
+        skills = f"native {', '.join(native)}; reads {', '.join(reads)}"
+        logins.append(DemoLogin(username, password, "annotator", skills))
     admin = user_model.objects.get(username="admin")
     campaign = campaign_create(name=DEMO_CAMPAIGN, created_by=admin, overlap=2, guidelines=GUIDELINES)
     with (DATA / "demo_items.jsonl").open("rb") as source:

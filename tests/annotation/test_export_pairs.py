@@ -262,3 +262,17 @@ def test_it_rejects_duplicate_response_ids():
 def test_it_rejects_a_judgment_that_ranks_an_unknown_response():
     with pytest.raises(ValueError, match=r"annotator 7 ranks response\(s\) \[99\]"):
         derive_pairs([1, 2], [judge(7, {1: 1, 2: 2, 99: 3})], mode="all", min_judgments=1)
+
+
+def test_consensus_best_skips_a_majority_flagged_winner():
+    from annotation.export.pairs import consensus_best
+
+    judgments = [
+        ItemJudgment(1, {10: 1, 20: 2, 30: 3}, {10: ["wrong_language"]}),
+        ItemJudgment(2, {10: 1, 20: 3, 30: 2}, {10: ["wrong_language"]}),
+        ItemJudgment(3, {10: 2, 20: 1, 30: 3}),
+    ]
+    assert consensus_best([10, 20, 30], judgments) == 20
+    assert consensus_best([10, 20, 30], []) is None
+    flagged_all = [ItemJudgment(1, {10: 1, 20: 2}, {10: ["wrong_language"], 20: ["wrong_language"]})]
+    assert consensus_best([10, 20], flagged_all) is None

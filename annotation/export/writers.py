@@ -1,0 +1,110 @@
+"""Streaming JSONL and Parquet writers, one file per split, with byte-for-byte reproducible output.
+
+Memory stays bounded: JSONL rows go straight to the file; Parquet rows are buffered up to BATCH_ROWS and written
+as one row group each. Nothing in the files depends on when or by whom the export ran, so the same rows give the
+same bytes (and the same sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotation.export.rows import PREFERENCE_COLUMNS, SFT_COLUMNS
+
+BATCH_ROWS = 20_000
+
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+PREFERENCE_SCHEMA = pa.schema([
+    ("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES),
+    ("prompt_language", pa.string()), ("response_language", pa.string()), ("item", pa.string()),
+    ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+    ("votes_for", pa.int32()), ("votes_against", pa.int32()), ("n_judgments", pa.int32()), ("split", pa.string()),
+])
+SFT_SCHEMA = pa.schema([
+    ("messages", _MESSAGES), ("prompt_language", pa.string()), ("response_language", pa.string()),
+    ("item", pa.string()), ("model", pa.string()), ("n_judgments", pa.int32()), ("split", pa.string()),
+])
+
+
+class _JsonlFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: IO[bytes] = path.open("wb")
+
+    def write(self, rows: list[dict]) -> None:
+        self.handle.write(b"".join(json.dumps(row, ensure_ascii=False).encode() + b"\n" for row in rows))
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _ParquetFile:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.buffer: list[dict] = []
+        # No statistics timestamps exist in Parquet; the writer's version string is fixed by the pinned pyarrow.
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def write(self, rows: list[dict]) -> None:
+        self.buffer.extend(rows)
+        if len(self.buffer) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema))
+            self.buffer = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class DatasetWriter:
+    """Writes rows to `<folder>/<split>.<format>`; a split that gets no rows gets no file."""
+
+    def __init__(self, folder: Path, *, file_format: str, kind: str) -> None:
+        if file_format not in {"jsonl", "parquet"}:
+            raise ValueError(f"unknown format {file_format!r}: jsonl or parquet")
+        self.folder = folder
+        self.file_format = file_format
+        self.schema = SFT_SCHEMA if kind == "sft" else PREFERENCE_SCHEMA
+        self.columns = SFT_COLUMNS if kind == "sft" else PREFERENCE_COLUMNS
+        self.files: dict[str, _JsonlFile | _ParquetFile] = {}
+        self.counts: dict[str, int] = {}
+
+    def write(self, split: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        target = self.files.get(split)
+        if target is None:
+            path = self.folder / f"{split}.{self.file_format}"
+            target = _JsonlFile(path) if self.file_format == "jsonl" else _ParquetFile(path, self.schema)
+            self.files[split] = target
+        target.write(rows)
+        self.counts[split] = self.counts.get(split, 0) + len(rows)
+
+    def close(self) -> list[dict]:
+        """Close every file; returns [{name, rows, bytes, sha256}] in split order."""
+        described = []
+        for split in sorted(self.files, key=lambda name: (name != "train", name)):
+            target = self.files[split]
+            target.close()
+            described.append({"name": target.path.name, "rows": self.counts[split], "bytes": target.path.stat().st_size,
+                              "sha256": sha256_of(target.path)})
+        return described
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,10 @@
+"""Background tasks (Django Tasks API, django-tasks-db backend). Thin: each calls one service."""
+
+from django_tasks import task
+
+from annotation.services.exports import export_run
+
+
+@task(queue_name="exports")
+def run_export(export_id: int) -> str:
+    return export_run(export_id=export_id).status
