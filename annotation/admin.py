@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import (
     AnnotatorProfile,
     Campaign,
+    Export,
+    JobStatus,
     Item,
     Judgment,
     JudgmentSubmission,
@@ -20,7 +24,9 @@ from annotation.models import (
 )
 from annotation.selectors import campaign_progress
 from annotation.services.campaigns import campaign_update
+from annotation.services.exports import export_create, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
+from annotation.quality import campaign_quality
 from annotation.stats import campaign_stats
 from crossfeed.errors import CrossfeedError
 
@@ -67,6 +73,23 @@ class AnnotatorProfileAdmin(admin.ModelAdmin):
         return obj.n_judgments
 
 
+class ExportForm(forms.Form):
+    kind = forms.ChoiceField(choices=Export.Kind.choices, initial=Export.Kind.PREFERENCE)
+    format = forms.ChoiceField(choices=Export.Format.choices, initial=Export.Format.JSONL)
+    pairs = forms.ChoiceField(choices=Export.Pairs.choices, initial=Export.Pairs.ALL)
+    min_judgments = forms.IntegerField(min_value=1, max_value=20, initial=2)
+    min_agreement = forms.FloatField(min_value=0, max_value=1, initial=0.0,
+                                     help_text=_("least vote margin (for − against) / (for + against) of a pair"))
+    languages = forms.CharField(required=False, help_text=_("response languages, comma-separated; empty: all"))
+    test_fraction = forms.FloatField(min_value=0, max_value=0.99, initial=0.1)
+    seed = forms.IntegerField(min_value=0, initial=0)
+
+    def export_arguments(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["languages"] = [code.strip() for code in data["languages"].split(",") if code.strip()]
+        return data
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(label=_("JSONL file"), help_text=_("One item per line, in the import format."))
 
@@ -78,6 +101,18 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_at"]
     change_form_template = "admin/annotation/campaign/change_form.html"
+    actions = ["export_preference_dataset"]
+
+    @admin.action(description=_("Export preference dataset (all pairs, JSONL, ≥ 2 judgments)"))
+    def export_preference_dataset(self, request, queryset) -> None:
+        for campaign in queryset:
+            try:
+                export = export_create(campaign=campaign, created_by=request.user)
+            except CrossfeedError as exc:
+                self.message_user(request, f"{campaign.name}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(campaign)s: export %(id)d queued.")
+                                  % {"campaign": campaign.name, "id": export.id}, messages.SUCCESS)
 
     @admin.display(description=_("progress"))
     def progress(self, obj) -> str:
@@ -99,6 +134,8 @@ class CampaignAdmin(admin.ModelAdmin):
         own = [
             path("<int:campaign_id>/import/", view(self.import_view), name="annotation_campaign_import"),
             path("<int:campaign_id>/stats/", view(self.stats_view), name="annotation_campaign_stats"),
+            path("<int:campaign_id>/export/", view(self.export_view), name="annotation_campaign_export"),
+            path("<int:campaign_id>/quality/", view(self.quality_view), name="annotation_campaign_quality"),
         ]
         return own + super().get_urls()
 
@@ -124,6 +161,44 @@ class CampaignAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": _("Import items into %s") % campaign.name,
                    "campaign": campaign, "form": form, "errors": errors, "opts": self.model._meta}
         return render(request, "admin/annotation/campaign/import.html", context)
+
+    def export_view(self, request, campaign_id: int):
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_change_permission(request, campaign):
+            return redirect("admin:index")
+        form = ExportForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                export = export_create(campaign=campaign, created_by=request.user, **form.export_arguments())
+            except CrossfeedError as exc:
+                for field, problems in exc.field_errors.items():
+                    form.add_error(field if field in form.fields else None, problems)
+                if not exc.field_errors:
+                    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, _("Export %d queued; the task worker runs it.") % export.id)
+                return redirect("admin:annotation_export_change", export.id)
+        context = {**self.admin_site.each_context(request), "title": _("Export %s") % campaign.name,
+                   "campaign": campaign, "form": form, "opts": self.model._meta}
+        return render(request, "admin/annotation/campaign/export.html", context)
+
+    def quality_view(self, request, campaign_id: int):
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_view_permission(request, campaign):
+            return redirect("admin:index")
+        quality = campaign_quality(campaign)
+        chart = {
+            "labels": [f"{row['prompt_language']}→{row['response_language']}" for row in quality["language_pairs"]],
+            "agreement": [row["agreement"] for row in quality["language_pairs"]],
+            "pairs": [row["pairs"] for row in quality["language_pairs"]],
+        }
+        names = dict(get_user_model().objects.values_list("id", "username"))
+        for row in quality["language_pairs"]:
+            row["judgments_per_annotator"] = {names.get(key, key): n for key, n in row["judgments_per_annotator"].items()}
+        quality["annotators"] = {names.get(key, key): value for key, value in quality["annotators"].items()}
+        context = {**self.admin_site.each_context(request), "title": _("Quality of %s") % campaign.name,
+                   "campaign": campaign, "quality": quality, "chart": chart, "opts": self.model._meta}
+        return render(request, "admin/annotation/campaign/quality.html", context)
 
     def stats_view(self, request, campaign_id: int):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
@@ -220,3 +295,53 @@ class JudgmentSubmissionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "kind", "format", "pairs", "status", "progress", "rows", "created_by",
+                    "created_at"]
+    list_filter = ["status", "kind", "format", "campaign"]
+    list_select_related = ["campaign", "created_by"]
+    actions = ["retry"]
+    fields = ["campaign", "status", "progress", "kind", "format", "pairs", "min_judgments", "min_agreement",
+              "languages", "test_fraction", "seed", "cutoff", "rows", "download", "per_language", "language_pairs",
+              "agreement", "error", "attempts", "created_by", "created_at", "started_at", "finished_at",
+              "heartbeat_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        exports_fail_stale()  # an export whose worker died shows as failed, with the reason
+        return super().get_queryset(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # exports start from a campaign: its "Export" page or the list action
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj) -> str:
+        percent = round(100 * obj.progress_done / obj.progress_total) if obj.progress_total else 0
+        return format_html('<progress max="100" value="{}"></progress> {} / {} items', percent, obj.progress_done,
+                           obj.progress_total)
+
+    @admin.display(description=_("files"))
+    def download(self, obj) -> str:
+        if obj.status != JobStatus.SUCCEEDED:
+            return "—"
+        names = [f["name"] for f in obj.files] + ["README.md"]
+        return format_html_join(
+            " · ", '<a href="{}">{}</a>',
+            ((reverse("api-export-file", kwargs={"export_id": obj.id, "name": name}), name) for name in names),
+        )
+
+    @admin.action(description=_("Retry the selected failed exports"))
+    def retry(self, request, queryset) -> None:
+        for export in queryset:
+            try:
+                export_retry(export=export)
+            except CrossfeedError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            else:
+                self.message_user(request, _("Export %d queued again.") % export.id, messages.SUCCESS)

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 from django.db import transaction
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,9 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import selectors, serializers
-from annotation.models import Campaign, Language
+from annotation.models import Campaign, Export, JobStatus, Language
 from annotation.services.assignment import item_skip, lease_next
 from annotation.services.campaigns import campaign_create
+from annotation.services.exports import export_create, export_folder, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
 from annotation.services.judgments import Outcome, judgment_submit
 from annotation.services.people import annotator_create
@@ -184,6 +186,59 @@ class ItemSkip(APIView):
         with transaction.atomic():
             item_skip(item=item, annotator=request.user, reason=data["reason"])
         return Response({"skipped": item.id})
+
+
+class CampaignExports(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=serializers.ExportInputSerializer, responses={202: serializers.ExportSerializer})
+    def post(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        data = _valid(serializers.ExportInputSerializer, request.data)
+        export = export_create(campaign=campaign, created_by=request.user, **data)
+        return Response(serializers.ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=serializers.ExportSerializer(many=True))
+    def get(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        exports = campaign.exports.select_related("created_by")[:100]
+        return Response(serializers.ExportSerializer(exports, many=True).data)
+
+
+class ExportDetail(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=serializers.ExportSerializer)
+    def get(self, request, export_id: int):
+        exports_fail_stale()
+        export = get_object_or_404(Export.objects.select_related("created_by"), pk=export_id)
+        return Response(serializers.ExportSerializer(export).data)
+
+
+class ExportRetry(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={202: serializers.ExportSerializer})
+    def post(self, request, export_id: int):
+        export = export_retry(export=get_object_or_404(Export, pk=export_id))
+        return Response(serializers.ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportFile(APIView):
+    """Download one published file of an export (admins only: exports hold every annotator's rankings)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, export_id: int, name: str):
+        export = get_object_or_404(Export, pk=export_id, status=JobStatus.SUCCEEDED)
+        allowed = {f["name"] for f in export.files} | {"README.md"}
+        if name not in allowed:  # only names we wrote: no path from the request reaches the file system
+            raise NotFound(f"export {export.id} has no file named {name[:80]!r}")
+        path = export_folder(export) / name
+        if not path.is_file():
+            raise NotFound(f"the file {name} of export {export.id} is missing on the server")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"export-{export.id}-{name}")
 
 
 class CampaignStats(APIView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease
+from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response
 
 
 def annotator_languages(user: AbstractBaseUser) -> tuple[list[str], list[str]]:
@@ -120,22 +120,9 @@ def item_with_responses(item_id: int) -> Item:
 
 
 def judgments_by_item(campaign: Campaign):
-    """Yield (prompt language, response language, [judgment rows]) per item, in item order, streaming."""
-    rows = (
-        Judgment.objects.filter(item__campaign=campaign)
-        .order_by("item_id", "id")
-        .values_list("item_id", "item__prompt_language_id", "item__response_language_id", "annotator_id", "ranks",
-                     "flags")
-    )
-    current, pair, bucket = None, None, []
-    for item_id, prompt_lang, response_lang, annotator_id, ranks, flags in rows.iterator(chunk_size=2000):
-        if item_id != current and bucket:
-            yield pair, bucket
-            bucket = []
-        current, pair = item_id, (prompt_lang, response_lang)
-        bucket.append((annotator_id, ranks, flags))
-    if bucket:
-        yield pair, bucket
+    """Yield ((prompt language, response language), [(annotator, ranks, flags)]) per judged item, streaming."""
+    for pair, _response_ids, rows in judgments_by_item_with_ids(campaign):
+        yield pair, rows
 
 
 def judgment_of(user: AbstractBaseUser, item: Item) -> Judgment | None:
@@ -148,3 +135,27 @@ def judgments_of(user: AbstractBaseUser, campaign: Campaign) -> QuerySet[Judgmen
         .select_related("item")
         .order_by("-updated_at", "-id")
     )
+
+
+def judgments_by_item_with_ids(campaign: Campaign):
+    """Like judgments_by_item, with each item's response ids (ascending) for pair derivation."""
+    response_ids: dict[int, list[int]] = {}
+    for item_id, response_id in (
+        Response.objects.filter(item__campaign=campaign).order_by("item_id", "id").values_list("item_id", "id")
+    ):
+        response_ids.setdefault(item_id, []).append(response_id)
+    rows = (
+        Judgment.objects.filter(item__campaign=campaign)
+        .order_by("item_id", "id")
+        .values_list("item_id", "item__prompt_language_id", "item__response_language_id", "annotator_id", "ranks",
+                     "flags")
+    )
+    current, pair, bucket = None, None, []
+    for item_id, prompt_lang, response_lang, annotator_id, ranks, flags in rows.iterator(chunk_size=2000):
+        if item_id != current and bucket:
+            yield pair, response_ids.get(current, []), bucket
+            bucket = []
+        current, pair = item_id, (prompt_lang, response_lang)
+        bucket.append((annotator_id, ranks, flags))
+    if bucket:
+        yield pair, response_ids.get(current, []), bucket

@@ -167,3 +167,67 @@ class CampaignStatsSerializer(serializers.Serializer):
     complete_items = serializers.IntegerField()
     agreement = serializers.FloatField(allow_null=True)
     language_pairs = PairStatsSerializer(many=True)
+
+
+class ExportInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["preference", "sft"], required=False, default="preference")
+    format = serializers.ChoiceField(choices=["jsonl", "parquet"], required=False, default="jsonl")
+    pairs = serializers.ChoiceField(choices=["all", "best_vs_rest", "best_vs_worst"], required=False, default="all")
+    min_judgments = serializers.IntegerField(min_value=1, max_value=20, required=False, default=2)
+    min_agreement = serializers.FloatField(min_value=0, max_value=1, required=False, default=0.0)
+    languages = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list,
+                                      max_length=200)
+    test_fraction = serializers.FloatField(min_value=0, max_value=0.99, required=False, default=0.1)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
+
+
+class ExportFileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField()
+    sha256 = serializers.CharField()
+    rows = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+
+
+class ExportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField(source="campaign_id")
+    status = serializers.CharField()
+    kind = serializers.CharField()
+    format = serializers.CharField()
+    pairs = serializers.CharField()
+    min_judgments = serializers.IntegerField()
+    min_agreement = serializers.FloatField()
+    languages = serializers.ListField(child=serializers.CharField())
+    test_fraction = serializers.FloatField()
+    seed = serializers.IntegerField()
+    cutoff = serializers.DateTimeField()
+    progress = serializers.SerializerMethodField()
+    rows = serializers.IntegerField()
+    per_language = serializers.DictField()
+    language_pairs = serializers.ListField(child=serializers.DictField())
+    agreement = serializers.DictField()
+    files = serializers.SerializerMethodField()
+    error = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+    def get_progress(self, export) -> dict:
+        return {"done": export.progress_done, "total": export.progress_total}
+
+    def get_files(self, export) -> list[dict]:
+        from django.urls import reverse
+
+        names = [f["name"] for f in export.files] + (["README.md"] if export.files else [])
+        described = {f["name"]: f for f in export.files}
+        return [
+            {
+                "name": name,
+                "url": reverse("api-export-file", kwargs={"export_id": export.id, "name": name}),
+                "sha256": described.get(name, {}).get("sha256", ""),
+                "rows": described.get(name, {}).get("rows", 0),
+                "bytes": described.get(name, {}).get("bytes", 0),
+            }
+            for name in names
+        ]
