@@ -13,8 +13,8 @@ from annotation.models import (
     AnnotatorProfile,
     Campaign,
     Export,
-    JobStatus,
     Item,
+    JobStatus,
     Judgment,
     JudgmentSubmission,
     Language,
@@ -22,11 +22,11 @@ from annotation.models import (
     Response,
     Skip,
 )
+from annotation.quality import campaign_quality
 from annotation.selectors import campaign_progress
 from annotation.services.campaigns import campaign_update
 from annotation.services.exports import export_create, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
-from annotation.quality import campaign_quality
 from annotation.stats import campaign_stats
 from crossfeed.errors import CrossfeedError
 
@@ -194,7 +194,8 @@ class CampaignAdmin(admin.ModelAdmin):
         }
         names = dict(get_user_model().objects.values_list("id", "username"))
         for row in quality["language_pairs"]:
-            row["judgments_per_annotator"] = {names.get(key, key): n for key, n in row["judgments_per_annotator"].items()}
+            per_annotator = row["judgments_per_annotator"]
+            row["judgments_per_annotator"] = {names.get(key, key): n for key, n in per_annotator.items()}
         quality["annotators"] = {names.get(key, key): value for key, value in quality["annotators"].items()}
         context = {**self.admin_site.each_context(request), "title": _("Quality of %s") % campaign.name,
                    "campaign": campaign, "quality": quality, "chart": chart, "opts": self.model._meta}

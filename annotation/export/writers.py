@@ -97,8 +97,9 @@ class DatasetWriter:
         for split in sorted(self.files, key=lambda name: (name != "train", name)):
             target = self.files[split]
             target.close()
-            described.append({"name": target.path.name, "rows": self.counts[split], "bytes": target.path.stat().st_size,
-                              "sha256": sha256_of(target.path)})
+            path = target.path
+            described.append({"name": path.name, "rows": self.counts[split], "bytes": path.stat().st_size,
+                              "sha256": sha256_of(path)})
         return described
 
 

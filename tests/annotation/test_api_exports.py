@@ -5,7 +5,6 @@ from django.core.management import CommandError, call_command
 
 from annotation.models import Export, JobStatus
 from annotation.services.exports import export_run
-from tests.annotation.test_services_export import judged, media  # noqa: F401 - fixtures
 
 
 @pytest.mark.django_db(transaction=True)
