@@ -1,0 +1,93 @@
+"""LoRA supervised fine-tuning with TRL's SFTTrainer, configured by one YAML file (fields: SFTRunConfig in common.py).
+
+Rows are conversational, one JSON object per line (or Parquet): {"messages": [{"role": "user", "content": ...},
+{"role": "assistant", "content": ...}]}; other columns are ignored. The tokenizer's chat template renders them.
+
+# One process (CPU or one GPU)
+```bash
+python training/scripts/sft.py --config training/configs/sft_paper.yaml
+```
+
+# Several processes / GPUs (only the main process writes metrics.jsonl and manifest.json)
+```bash
+accelerate launch --config_file training/configs/accelerate/cpu.yaml --num_processes 2 \
+    training/scripts/sft.py --config run.yaml
+accelerate launch --config_file training/configs/accelerate/multi_gpu.yaml --num_processes 4 \
+    training/scripts/sft.py --config training/configs/sft_paper.yaml
+```
+
+Outputs in output_dir: metrics.jsonl, checkpoint-<step>/, adapter/, manifest.json (last). Touch output_dir/CANCEL
+to stop at the next step; rerun with `resume_from_checkpoint: auto` to continue. Exit codes: see common.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a file (python training/scripts/sft.py, accelerate launch): make `training` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from training.scripts.common import (  # noqa: E402
+    EXIT_CANCELLED,
+    CheckpointMetadataCallback,
+    MetricsCallback,
+    SFTRunConfig,
+    dataset_hashes,
+    end_trainer,
+    finish_run,
+    load_base_model,
+    load_rows,
+    load_tokenizer,
+    lora_config,
+    resolve_resume_checkpoint,
+    run_script,
+    trainer_arguments,
+)
+
+
+def main(config: SFTRunConfig) -> int:
+    from trl import SFTConfig, SFTTrainer
+
+    hashes = dataset_hashes(config)
+    train_rows = load_rows(config.train_file, field_name="train_file", columns=["messages"])
+    eval_rows = load_rows(config.eval_file, field_name="eval_file", columns=["messages"]) if config.eval_file else None
+    training_args = SFTConfig(
+        **trainer_arguments(config),
+        packing=config.packing,
+        assistant_only_loss=config.assistant_only_loss,
+    )
+    metrics_callback = MetricsCallback(config.output_dir)
+    trainer = SFTTrainer(
+        model=load_base_model(config),
+        args=training_args,
+        train_dataset=train_rows.select_columns(["messages"]),
+        eval_dataset=eval_rows.select_columns(["messages"]) if eval_rows is not None else None,
+        processing_class=load_tokenizer(config),
+        peft_config=lora_config(config),
+        callbacks=[metrics_callback, CheckpointMetadataCallback(config, hashes)],
+    )
+    resume = resolve_resume_checkpoint(config)
+    result = trainer.train(resume_from_checkpoint=resume)
+    if metrics_callback.cancelled:
+        trainer.accelerator.print("Cancelled: checkpoint written, no adapter or manifest.")
+        end_trainer(trainer)
+        return EXIT_CANCELLED
+    finish_run(trainer, kind="sft", config=config, hashes=hashes, train_metrics=result.metrics,
+               extra={"resumed_from": resume, "train_rows": len(train_rows)})
+    trainer.accelerator.print(f"Adapter saved to {config.output_dir}/adapter; manifest written.")
+    end_trainer(trainer)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="LoRA SFT with TRL (see the module docstring for commands).")
+    parser.add_argument("--config", required=True, type=Path, help="YAML file with SFTRunConfig fields")
+    return parser
+
+
+if __name__ == "__main__":
+    arguments = make_parser().parse_args()
+    sys.exit(run_script(main, arguments.config, SFTRunConfig))
