@@ -56,15 +56,18 @@ def split_of(key: str, *, test_fraction: float, seed: int) -> str:
 
 
 def preference_rows(item: ExportItem, preferences: Sequence[Preference], split: str) -> list[dict]:
+    # One list object per message, shared by the item's rows: the JSONL writer encodes each shared list once.
     prompt = [{"role": "user", "content": item.prompt_text}]
+    replies = {response_id: [{"role": "assistant", "content": text}]
+               for response_id, (text, _model) in item.responses.items()}
     rows = []
     for preference in preferences:
-        chosen_text, chosen_model = item.responses[preference.chosen]
-        rejected_text, rejected_model = item.responses[preference.rejected]
+        chosen_model = item.responses[preference.chosen][1]
+        rejected_model = item.responses[preference.rejected][1]
         rows.append({
             "prompt": prompt,
-            "chosen": [{"role": "assistant", "content": chosen_text}],
-            "rejected": [{"role": "assistant", "content": rejected_text}],
+            "chosen": replies[preference.chosen],
+            "rejected": replies[preference.rejected],
             "prompt_language": item.prompt_language,
             "response_language": item.response_language,
             "item": item.external_id,

@@ -38,10 +38,38 @@ class _JsonlFile:
         self.handle: IO[bytes] = path.open("wb")
 
     def write(self, rows: list[dict]) -> None:
-        self.handle.write(b"".join(json.dumps(row, ensure_ascii=False).encode() + b"\n" for row in rows))
+        self.handle.write("".join(encode_rows(rows)).encode())
 
     def close(self) -> None:
         self.handle.close()
+
+
+_encode_string = json.encoder.encode_basestring  # the C encoder json.dumps(..., ensure_ascii=False) uses
+
+
+def encode_rows(rows: list[dict]) -> list[str]:
+    """JSON lines, byte-identical to json.dumps(row, ensure_ascii=False) + newline, but faster.
+
+    Rows of one item share their message lists (the prompt, each response), so each list is encoded once per
+    batch, not once per row: with 4 responses and 6 pairs that is 5 encodings instead of 18. Keys are plain ASCII
+    names, so quoting them by hand is exact.
+    """
+    encoded: dict[int, str] = {}
+    lines = []
+    for row in rows:
+        parts = []
+        for key, value in row.items():
+            if isinstance(value, str):
+                text = _encode_string(value)
+            elif isinstance(value, list):
+                text = encoded.get(id(value))
+                if text is None:
+                    text = encoded[id(value)] = json.dumps(value, ensure_ascii=False)
+            else:
+                text = json.dumps(value)
+            parts.append(f'"{key}": {text}')
+        lines.append("{" + ", ".join(parts) + "}\n")
+    return lines
 
 
 class _ParquetFile:

@@ -9,6 +9,7 @@ whose row count says whether the item still had room, and the item's CHECK const
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,8 +21,9 @@ from annotation.models import Campaign, Item, Judgment, Lease, Skip
 from annotation.selectors import annotator_languages
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
-# How many candidates to try when the first is taken between our SELECT and UPDATE (PostgreSQL only).
+# PostgreSQL, when every open item is locked by others: candidates per round, and rounds, to wait on.
 CANDIDATES = 8
+ROUNDS = 4
 
 
 @transaction.atomic
@@ -55,7 +57,14 @@ def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime
     return None
 
 
-def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str]) -> list[int]:
+def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str]) -> Iterator[int]:
+    """Ids of items this annotator may lease, best first.
+
+    PostgreSQL: first one row with SKIP LOCKED (FOR UPDATE re-checks the room condition on the row it locks, so
+    its UPDATE cannot fail). When every open row is locked by someone else (they are leasing or submitting), the
+    rows are not full for that: a second pass reads them without locking and lets the conditional UPDATE wait for
+    each row's lock and re-check the room. It holds no row lock while it waits, so it cannot deadlock.
+    """
     mine = {"item": OuterRef("pk"), "annotator": annotator}
     candidates = (
         Item.objects.filter(campaign=campaign, response_language__in=native)
@@ -67,10 +76,19 @@ def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: li
         # Closest to completion first, so that finished items (and usable pairs) appear early; then oldest.
         .order_by("-judgment_count", "id")
     )
-    if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        return list(candidates.values_list("id", flat=True)[:CANDIDATES])
-    return list(candidates.values_list("id", flat=True)[:1])
+    if not connection.features.has_select_for_update_skip_locked:
+        yield from candidates.values_list("id", flat=True)[:1]  # SQLite: this transaction is the only writer
+        return
+    locked = list(candidates.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)[:1])
+    yield from locked
+    tried = set(locked)
+    for _ in range(ROUNDS):
+        fresh = [item_id for item_id in candidates.values_list("id", flat=True)[: CANDIDATES + len(tried)]
+                 if item_id not in tried]
+        if not fresh:
+            return
+        tried.update(fresh)
+        yield from fresh
 
 
 def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = None) -> int:

@@ -276,3 +276,16 @@ def test_consensus_best_skips_a_majority_flagged_winner():
     assert consensus_best([10, 20, 30], []) is None
     flagged_all = [ItemJudgment(1, {10: 1, 20: 2}, {10: ["wrong_language"], 20: ["wrong_language"]})]
     assert consensus_best([10, 20], flagged_all) is None
+
+
+def test_fast_jsonl_encoding_matches_json_dumps():
+    import json
+
+    from annotation.export.writers import encode_rows
+
+    shared = [{"role": "user", "content": 'Quote " backslash \\ newline \n tab \t ሰላም 你好 \u2028 emoji 😀'}]
+    rows = [{"prompt": shared, "chosen": [{"role": "assistant", "content": "x"}], "item": "a/b", "votes_for": 3,
+             "ratio": 0.5, "missing": None, "flag": True, "split": "train"},
+            {"prompt": shared, "chosen": [], "item": "", "votes_for": 0, "ratio": 1e-9, "missing": None,
+             "flag": False, "split": "test"}]
+    assert encode_rows(rows) == [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]

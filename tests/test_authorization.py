@@ -1,0 +1,387 @@
+"""Who may call what: every URL pattern of the project, visited as four people.
+
+Roles: anonymous; `annotator` (native Tamil, reads Swahili: eligible for the sw→ta items); `outsider` (an
+annotator of Arabic, eligible for none of them); `admin` (staff, with no annotator profile).
+
+The matrix is checked against `get_resolver()`: a new URL pattern without a row here fails
+`test_it_has_a_matrix_row_for_every_url_pattern`, so nobody adds a view without deciding who may use it. Only
+the Django admin's own machinery is left out, by the explicit lists below; views we add to the admin are ours
+and need rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from annotation.models import Campaign, Export, Item, JobStatus, Judgment, Lease, Skip
+from annotation.services.assignment import lease_next
+from annotation.services.campaigns import campaign_create
+from annotation.services.exports import export_run
+from annotation.services.judgments import judgment_submit
+from tests.conftest import item_line, jsonl, new_key, ranks_for
+
+ROLES = ["anonymous", "annotator", "outsider", "admin"]
+
+# The Django admin's own views (AdminSite.get_urls) and the routes every ModelAdmin gets (ModelAdmin.get_urls).
+ADMIN_SITE_INTERNALS = {
+    "admin:index", "admin:login", "admin:logout", "admin:password_change", "admin:password_change_done",
+    "admin:autocomplete", "admin:jsi18n", "admin:view_on_site", "admin:app_list", "admin:auth_user_password_change",
+}
+MODEL_ADMIN_ROUTE_SUFFIXES = ("_changelist", "_add", "_history", "_delete", "_change")
+UNNAMED_ADMIN_ROUTES = ("<path:object_id>/", "(?P<url>.*)$")  # the object redirect and the final catch-all
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # export files
+
+
+# --- the world every row is visited in --------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    campaign: Campaign
+    draft: Campaign
+    judged_item: Item  # the annotator has judged it
+    leased_item: Item  # the annotator holds a lease on it
+    free_item: Item  # nobody has touched it
+
+
+@pytest.fixture
+def world(admin_user, annotator, outsider, campaign, items) -> World:
+    judgment_submit(annotator=annotator, item_id=items[0].id, ranks=ranks_for(items[0]), idempotency_key=new_key())
+    lease = lease_next(campaign=campaign, annotator=annotator)
+    draft = campaign_create(name="Draft campaign", created_by=admin_user, status=Campaign.Status.DRAFT)
+    free = next(item for item in items if item.id not in (items[0].id, lease.item_id))
+    return World(
+        users={"anonymous": None, "annotator": annotator, "outsider": outsider, "admin": admin_user},
+        campaign=campaign,
+        draft=draft,
+        judged_item=items[0],
+        leased_item=Item.objects.get(pk=lease.item_id),
+        free_item=free,
+    )
+
+
+def client_as(world: World, role: str) -> APIClient:
+    # Session login for every role: the pages and the API both accept it, so one client serves both.
+    client = APIClient()
+    if world.users[role] is not None:
+        client.force_login(world.users[role])
+    return client
+
+
+# --- expectations -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A 302 whose Location starts with the given URL name's path."""
+
+    to: str
+
+    def check(self, response) -> None:
+        assert response.status_code == 302, response.content[:500]
+        assert response["Location"].startswith(reverse(self.to)), response["Location"]
+
+
+LOGIN = Redirect("login")
+ADMIN_LOGIN = Redirect("admin:login")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    method: str
+    kwargs: Callable[[World], dict] = lambda world: {}
+    expected: dict[str, int | Redirect] = field(default_factory=dict)
+    body: Callable[[World], Any] | None = None
+    format: str | None = None  # "json" for the API, "multipart" for uploads, None for form posts
+    label: str = ""
+
+
+def campaign_of(world):
+    return {"campaign_id": world.campaign.id}
+
+
+def draft_of(world):
+    return {"campaign_id": world.draft.id}
+
+
+def free_item(world):
+    return {"item_id": world.free_item.id}
+
+
+def leased_item(world):
+    return {"item_id": world.leased_item.id}
+
+
+def judged_item(world):
+    return {"item_id": world.judged_item.id}
+
+
+def export_of(world, **fields) -> Export:
+    return Export.objects.create(campaign=world.campaign, min_judgments=1, **fields)
+
+
+def any_export(world):
+    return {"export_id": export_of(world).id}
+
+
+def failed_export(world):
+    return {"export_id": export_of(world, status=JobStatus.FAILED, error="worker died").id}
+
+
+def published_file(world):
+    export = export_run(export_id=export_of(world).id)
+    assert export.status == JobStatus.SUCCEEDED, export.error
+    return {"export_id": export.id, "name": "README.md"}
+
+
+def form_ranks(world):
+    return {**{f"rank_{key}": value for key, value in ranks_for(world.free_item).items()},
+            "idempotency_key": new_key()}
+
+
+def api_ranks(world):
+    return {"ranks": ranks_for(world.free_item), "idempotency_key": new_key()}
+
+
+def new_annotator(world):
+    return {"username": "newcomer", "password": "a-long-enough-password-9", "native_languages": ["sw"]}
+
+
+def new_campaign(world):
+    return {"name": "Another campaign", "overlap": 3}
+
+
+def new_export(world):
+    return {"format": "jsonl", "pairs": "all", "min_judgments": 1}
+
+
+def upload(world):
+    return {"file": SimpleUploadedFile("items.jsonl", jsonl([item_line("uploaded-0")]))}
+
+
+def api_items(world):
+    return [item_line("posted-0")]
+
+
+def everyone(status):
+    return dict.fromkeys(ROLES, status)
+
+
+def signed_in(status, *, anonymous=LOGIN, admin=None):
+    return {"anonymous": anonymous, "annotator": status, "outsider": status,
+            "admin": status if admin is None else admin}
+
+
+API_ANON = 401  # token authentication comes first, so DRF answers 401 with a WWW-Authenticate header
+ADMIN_ONLY_API = {"anonymous": API_ANON, "annotator": 403, "outsider": 403}
+ADMIN_ONLY_PAGE = {"anonymous": ADMIN_LOGIN, "annotator": ADMIN_LOGIN, "outsider": ADMIN_LOGIN}
+
+MATRIX = [
+    # Pages.
+    Row("home", "GET", expected=signed_in(200)),
+    Row("login", "GET", expected={"anonymous": 200, "annotator": Redirect("home"), "outsider": Redirect("home"),
+                                  "admin": Redirect("home")}),
+    Row("logout", "POST", expected=everyone(Redirect("login"))),
+    Row("logout", "GET", expected=everyone(405), label="no state change by GET"),
+    # An admin without an annotator profile is sent home with a message.
+    Row("annotation:annotate", "GET", campaign_of, signed_in(200, admin=Redirect("home"))),
+    Row("annotation:annotate", "GET", draft_of, signed_in(404, admin=Redirect("home")), label="draft"),
+    Row("annotation:next", "POST", campaign_of, signed_in(200)),
+    Row("annotation:next", "POST", draft_of, signed_in(404, admin=200), label="draft"),
+    Row("annotation:mine", "GET", campaign_of, signed_in(200)),
+    Row("annotation:mine", "GET", draft_of, signed_in(404, admin=200), label="draft"),
+    Row("annotation:submit", "POST", free_item, {"anonymous": LOGIN, "annotator": 200, "outsider": 404,
+                                                  "admin": 403}, body=form_ranks),
+    Row("annotation:skip", "POST", leased_item, {"anonymous": LOGIN, "annotator": 200, "outsider": 404,
+                                                  "admin": 403}),
+    Row("annotation:revise", "GET", judged_item, {"anonymous": LOGIN, "annotator": 200, "outsider": 404,
+                                                   "admin": 404}),
+    Row("annotation:revise", "GET", free_item, {"anonymous": LOGIN, "annotator": 404, "outsider": 404,
+                                                 "admin": 404}, label="not judged"),
+    Row("healthz", "GET", expected=everyone(200)),
+    # Our admin views.
+    Row("admin:annotation_campaign_import", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("admin:annotation_campaign_import", "POST", campaign_of,
+        {**ADMIN_ONLY_PAGE, "admin": Redirect("admin:annotation_campaign_changelist")}, body=upload,
+        format="multipart"),
+    Row("admin:annotation_campaign_stats", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("admin:annotation_campaign_quality", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("admin:annotation_campaign_export", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    # An empty form comes back with its errors (200); what matters is who reaches it.
+    Row("admin:annotation_campaign_export", "POST", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200},
+        body=lambda world: {}),
+    # API v1.
+    Row("api-languages", "GET", expected=signed_in(200, anonymous=API_ANON)),
+    Row("api-annotators", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_annotator, format="json"),
+    Row("api-campaigns", "GET", expected=signed_in(200, anonymous=API_ANON)),
+    Row("api-campaigns", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_campaign, format="json"),
+    Row("api-campaign", "GET", campaign_of, signed_in(200, anonymous=API_ANON)),
+    Row("api-campaign", "GET", draft_of, signed_in(404, anonymous=API_ANON, admin=200), label="draft"),
+    Row("api-campaign-items", "POST", campaign_of, {**ADMIN_ONLY_API, "admin": 201}, body=api_items, format="json"),
+    # The outsider may ask, and gets nothing; an admin has no annotator profile.
+    Row("api-campaign-next", "GET", campaign_of, {"anonymous": API_ANON, "annotator": 200, "outsider": 204,
+                                                  "admin": 403}),
+    Row("api-campaign-next", "POST", campaign_of, {"anonymous": API_ANON, "annotator": 200, "outsider": 204,
+                                                   "admin": 403}),
+    Row("api-campaign-next", "GET", draft_of, {"anonymous": API_ANON, "annotator": 404, "outsider": 404,
+                                               "admin": 403}, label="draft"),
+    Row("api-campaign-stats", "GET", campaign_of, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-campaign-exports", "GET", campaign_of, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-campaign-exports", "POST", campaign_of, {**ADMIN_ONLY_API, "admin": 202}, body=new_export,
+        format="json"),
+    Row("api-export", "GET", any_export, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-export-retry", "POST", failed_export, {**ADMIN_ONLY_API, "admin": 202}),
+    # Exports hold every annotator's rankings: admins only.
+    Row("api-export-file", "GET", published_file, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-item", "GET", free_item, {"anonymous": API_ANON, "annotator": 200, "outsider": 404, "admin": 200}),
+    Row("api-item-judgments", "POST", free_item, {"anonymous": API_ANON, "annotator": 201, "outsider": 404,
+                                                  "admin": 403}, body=api_ranks, format="json"),
+    Row("api-item-skip", "POST", leased_item, {"anonymous": API_ANON, "annotator": 200, "outsider": 404,
+                                               "admin": 403}, body=lambda world: {}, format="json"),
+    Row("api-schema", "GET", expected=everyone(200)),
+    Row("api-docs", "GET", expected=everyone(200)),
+]
+
+
+def _row_id(row: Row) -> str:
+    return f"{row.method} {row.name}" + (f" ({row.label})" if row.label else "")
+
+
+CASES = [pytest.param(row, role, id=f"{_row_id(row)} as {role}") for row in MATRIX for role in ROLES]
+
+
+@pytest.mark.parametrize("row, role", CASES)
+def test_it_answers_each_role_as_the_matrix_says(world, row: Row, role: str):
+    assert set(row.expected) == set(ROLES), f"{_row_id(row)}: give an expectation for every role"
+    client = client_as(world, role)
+    url = reverse(row.name, kwargs=row.kwargs(world))
+    body = row.body(world) if row.body else None
+    if row.method == "GET":
+        response = client.get(url)
+    elif row.format is None:
+        response = client.generic("POST", url) if body is None else client.post(url, body)
+    else:
+        response = client.post(url, body, format=row.format)
+    expected = row.expected[role]
+    if isinstance(expected, Redirect):
+        expected.check(response)
+    else:
+        assert response.status_code == expected, (url, role, response.content[:500])
+
+
+# --- the matrix covers the URLconf ------------------------------------------------------------------------------
+
+
+def _url_patterns(resolver: URLResolver, prefix: str = "", namespace: str = ""):
+    """(name qualified by its namespace or None, the full route) of every pattern, recursively."""
+    for pattern in resolver.url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = ":".join(part for part in (namespace, pattern.namespace) if part)
+            yield from _url_patterns(pattern, route, inner)
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name
+            yield name, route
+
+
+def _is_admin_internal(name: str | None, route: str) -> bool:
+    if not route.startswith("admin/"):
+        return False
+    if name is None:
+        return route.endswith(UNNAMED_ADMIN_ROUTES)
+    return name in ADMIN_SITE_INTERNALS or name.endswith(MODEL_ADMIN_ROUTE_SUFFIXES)
+
+
+def test_it_has_a_matrix_row_for_every_url_pattern():
+    patterns = list(_url_patterns(get_resolver()))
+    unnamed = [route for name, route in patterns if name is None and not _is_admin_internal(name, route)]
+    assert not unnamed, f"give these URL patterns a name so the authorization matrix can cover them: {unnamed}"
+    ours = {name for name, route in patterns if not _is_admin_internal(name, route)}
+    covered = {row.name for row in MATRIX}
+    assert ours - covered == set(), "URL patterns without an authorization matrix row"
+    assert covered - ours == set(), "matrix rows for URL patterns that no longer exist"
+
+
+def test_it_knows_the_admin_internals_it_leaves_out():
+    # Guards the exclusion lists themselves: a typo there would silently leave out nothing, or something of ours.
+    names = {name for name, _route in _url_patterns(get_resolver())}
+    assert names >= ADMIN_SITE_INTERNALS
+    assert "admin:annotation_campaign_changelist" in names
+    ours = "admin/annotation/campaign/<int:campaign_id>/import/"
+    assert not _is_admin_internal("admin:annotation_campaign_import", ours)
+
+
+# --- the Django admin -------------------------------------------------------------------------------------------
+
+
+def _admin_pages() -> list[str]:
+    pages = ["admin:index"]
+    for model in admin.site._registry:
+        pages.append(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return pages
+
+
+@pytest.mark.parametrize("role", ["anonymous", "annotator", "outsider"])
+def test_it_sends_non_staff_to_the_admin_login(world, role):
+    client = client_as(world, role)
+    for page in _admin_pages():
+        response = client.get(reverse(page))
+        ADMIN_LOGIN.check(response)
+        assert "next=" in response["Location"]
+
+
+def test_it_opens_every_admin_list_to_the_admin(world):
+    client = client_as(world, "admin")
+    for page in _admin_pages():
+        assert client.get(reverse(page)).status_code == 200, page
+
+
+def test_it_lets_no_annotator_change_anything_through_the_admin(world):
+    client = client_as(world, "annotator")
+    url = reverse("admin:annotation_campaign_change", args=[world.campaign.id])
+    response = client.post(url, {"name": "Taken over", "overlap": 1, "lease_minutes": 1, "status": "closed"})
+    ADMIN_LOGIN.check(response)
+    world.campaign.refresh_from_db()
+    assert world.campaign.name == "Test campaign"
+
+
+# --- no state change by GET, and none without CSRF --------------------------------------------------------------
+
+
+def test_it_changes_nothing_on_get_of_a_state_changing_page(world):
+    client = client_as(world, "annotator")
+    for name, kwargs in [("annotation:next", campaign_of(world)), ("annotation:submit", free_item(world)),
+                         ("annotation:skip", leased_item(world))]:
+        assert client.get(reverse(name, kwargs=kwargs)).status_code == 405, name
+    assert Lease.objects.count() == 1
+    assert Judgment.objects.count() == 1
+    assert Skip.objects.count() == 0
+
+
+def test_it_requires_csrf_for_the_api_with_a_session(world):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(world.users["annotator"])
+    url = reverse("api-item-judgments", kwargs=free_item(world))
+    response = client.post(url, api_ranks(world), format="json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert Judgment.objects.count() == 1

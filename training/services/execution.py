@@ -1,0 +1,245 @@
+"""Running a training run on a worker: one subprocess per stage, watched until it ends.
+
+The worker writes the stage's YAML config into its output folder, starts the script (`python sft.py` for one
+process, `accelerate launch` for several) in a process group of its own, and every second copies new lines of
+metrics.jsonl into the database; every few seconds it refreshes the heartbeat and looks for a cancel request.
+Cancel first asks the script to stop (the CANCEL file: it checkpoints and exits), then terminates the process
+group. A stage counts as done only when its manifest.json exists; only then is its ModelVersion registered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.models import JobStatus
+from training.models import ModelVersion, TrainingMetric, TrainingRun
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent.parent
+SCRIPTS = ROOT / "training" / "scripts"
+ACCELERATE_CONFIGS = ROOT / "training" / "configs" / "accelerate"
+HEARTBEAT_SECONDS = 5.0
+CANCEL_GRACE_SECONDS = 30.0
+LOG_TAIL_LINES = 40
+EXIT_CANCELLED = 3
+
+
+@dataclass
+class StageWatch:
+    """What the worker knows of a running stage's files."""
+
+    folder: Path
+    offset: int = 0
+    lines: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_step: int | None = None
+
+
+def training_run_execute(*, run_id: int, poll_seconds: float = 1.0) -> TrainingRun:
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
+        worker=f"{socket.gethostname()}:{os.getpid()}", cancel_requested=False,
+    )
+    run = TrainingRun.objects.select_related("base_model", "start_version").get(pk=run_id)
+    if not claimed:
+        logger.info("training run %s is %s, not queued: not running it", run_id, run.status)
+        return run
+    try:
+        status, error = _run_stages(run, poll_seconds)
+    except Exception as exc:  # a bug or an environment problem: the run must not stay "running"
+        logger.exception("training run %s crashed in the worker", run_id)
+        status, error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    TrainingRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now(),
+                                                 process_group=None, eta_seconds=None)
+    run.refresh_from_db()
+    return run
+
+
+def _run_stages(run: TrainingRun, poll_seconds: float) -> tuple[str, str]:
+    adapter = run.start_version.adapter_path if run.start_version else None
+    for stage in run.stages:
+        done = run.versions.filter(kind=stage).first()
+        if done is not None:  # a retry of sft_dpo whose SFT stage already finished
+            adapter = done.adapter_path
+            continue
+        values = dict(run.resolved[stage])
+        if stage == "dpo":
+            values["adapter_path"] = adapter
+        status, error = _run_stage(run, stage, values, poll_seconds)
+        if status != JobStatus.SUCCEEDED:
+            return status, error
+        adapter = _register_version(run, stage).adapter_path
+    return JobStatus.SUCCEEDED, ""
+
+
+def _command(run: TrainingRun, stage: str, config_path: Path) -> list[str]:
+    script = str(SCRIPTS / f"{stage}.py")
+    if run.num_processes == 1:
+        return [sys.executable, script, "--config", str(config_path)]
+    accelerate_config = run.params.get("accelerate_config") or _default_accelerate_config()
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ACCELERATE_CONFIGS / f"{accelerate_config}.yaml"), "--num_processes", str(run.num_processes),
+            script, "--config", str(config_path)]
+
+
+def _default_accelerate_config() -> str:
+    import torch
+
+    return "multi_gpu" if torch.cuda.is_available() else "cpu"
+
+
+def _run_stage(run: TrainingRun, stage: str, values: dict[str, Any], poll_seconds: float) -> tuple[str, str]:
+    folder = Path(values["output_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "CANCEL").unlink(missing_ok=True)
+    config_path = folder / "run.yaml"
+    config_path.write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    TrainingRun.objects.filter(pk=run.pk).update(stage=stage, step=0, total_steps=0, eta_seconds=None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with (folder / "train.log").open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            _command(run, stage, config_path), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,  # its own process group: cancel stops accelerate's children too
+        )
+    TrainingRun.objects.filter(pk=run.pk).update(process_group=process.pid)
+    watch = StageWatch(folder)
+    cancelled = _watch(run, stage, process, watch, poll_seconds)
+    _copy_metrics(run, stage, watch)
+    tail = _log_tail(folder / "train.log")
+    TrainingRun.objects.filter(pk=run.pk).update(log_tail=tail)
+    code = process.returncode
+    if code == 0 and (folder / "manifest.json").is_file():
+        return JobStatus.SUCCEEDED, ""
+    if cancelled or code == EXIT_CANCELLED:
+        return JobStatus.CANCELLED, f"cancelled during {stage}; Retry resumes from the last checkpoint"
+    return JobStatus.FAILED, _failure(stage, code, tail)
+
+
+def _watch(run: TrainingRun, stage: str, process: subprocess.Popen, watch: StageWatch, poll_seconds: float) -> bool:
+    """Poll until the process ends; returns whether a cancel was requested."""
+    last_beat = 0.0
+    cancel_since: float | None = None
+    while process.poll() is None:
+        time.sleep(poll_seconds)
+        _copy_metrics(run, stage, watch)
+        if time.monotonic() - last_beat < HEARTBEAT_SECONDS:
+            continue
+        last_beat = time.monotonic()
+        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        if cancel_since is None and TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            cancel_since = time.monotonic()
+            (watch.folder / "CANCEL").touch()
+        if cancel_since is not None and time.monotonic() - cancel_since > CANCEL_GRACE_SECONDS:
+            _stop_group(process)
+    return cancel_since is not None
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _copy_metrics(run: TrainingRun, stage: str, watch: StageWatch) -> None:
+    path = watch.folder / "metrics.jsonl"
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        handle.seek(watch.offset)
+        chunk = handle.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+    if not complete:
+        return
+    watch.offset += len(complete)
+    metrics, progress = [], {}
+    for raw in complete.splitlines():
+        watch.lines += 1
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        step = int(line.get("step") or 0)
+        values = {k: v for k, v in line.items() if k not in {"event", "step", "timestamp"}}
+        metrics.append(TrainingMetric(run=run, stage=stage, line=watch.lines, step=step, event=line.get("event", ""),
+                                      values=values))
+        progress = {"step": step, "total_steps": max(int(line.get("max_steps") or 0), 0)}
+    # ignore_conflicts: a retry reads the same file from its start again; lines already copied are skipped.
+    TrainingMetric.objects.bulk_create(metrics, ignore_conflicts=True)
+    if progress:
+        if watch.first_step is None:
+            watch.first_step, watch.started = progress["step"], time.monotonic()
+        progress["eta_seconds"] = _eta(watch, progress["step"], progress["total_steps"])
+        TrainingRun.objects.filter(pk=run.pk).update(**progress)
+
+
+def _eta(watch: StageWatch, step: int, total: int) -> int | None:
+    done = step - (watch.first_step or 0)
+    if done <= 0 or total <= step:
+        return None
+    return int((time.monotonic() - watch.started) / done * (total - step))
+
+
+def _log_tail(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 64 * 1024))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _failure(stage: str, code: int | None, tail: str) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        reason = f"the {stage} process was killed by {name}{hint}"
+    elif code == 2:
+        reason = f"the {stage} script refused its configuration"
+    else:
+        reason = f"the {stage} script exited with code {code}"
+    last = "\n".join(tail.splitlines()[-8:])
+    return f"{reason}. Last log lines:\n{last}" if last else reason
+
+
+@transaction.atomic
+def _register_version(run: TrainingRun, stage: str) -> ModelVersion:
+    folder = Path(run.output_dir) / stage
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    parent = run.versions.filter(kind="sft").first() if stage == "dpo" else None
+    datasets = manifest.get("datasets", {})
+    return ModelVersion.objects.create(
+        name=f"{run.base_model.name}-{stage}-run{run.pk}",
+        base_model=run.base_model,
+        parent=parent or run.start_version,
+        run=run,
+        kind=stage,
+        adapter_path=manifest["adapter_path"],
+        export=run.export if stage == "dpo" else run.sft_export,
+        dataset_sha256=datasets.get("train_file", {}).get("sha256", ""),
+        config=manifest.get("config", {}),
+        metrics=manifest.get("metrics", {}),
+        manifest=manifest,
+    )
