@@ -23,7 +23,7 @@ from annotation.models import (
     Skip,
 )
 from annotation.quality import campaign_quality
-from annotation.selectors import campaign_progress
+from annotation.selectors import campaign_progress, forget_annotator_languages
 from annotation.services.campaigns import campaign_update
 from annotation.services.exports import export_create, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
@@ -59,6 +59,10 @@ class AnnotatorProfileAdmin(admin.ModelAdmin):
             .prefetch_related("native_languages", "reading_languages")
             .annotate(n_judgments=Count("user__judgments"))
         )
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        forget_annotator_languages(form.instance.user_id)
 
     @admin.display(description=_("native"))
     def natives(self, obj) -> str:

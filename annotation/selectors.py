@@ -3,28 +3,46 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response
 
+# Every next and submit needs the annotator's languages: three queries uncached. They change rarely (an admin
+# edits a profile), so each process keeps them for a minute; services that change a profile forget them at once.
+LANGUAGES_CACHE_SECONDS = 60
+
+
+def _languages_key(user_id: int) -> str:
+    return f"crossfeed:annotator-languages:{user_id}"
+
 
 def annotator_languages(user: AbstractBaseUser) -> tuple[list[str], list[str]]:
-    """(native, readable) language codes of the user; cached on the user object for the request."""
-    cached = getattr(user, "_crossfeed_languages", None)
-    if cached is not None:
-        return cached
-    try:
-        profile = user.annotator
-    except AnnotatorProfile.DoesNotExist:
-        result: tuple[list[str], list[str]] = ([], [])
-    else:
-        result = profile.language_codes()
-    user._crossfeed_languages = result
-    return result
+    """(native, readable) language codes of the user; ([], []) when they have no annotator profile."""
+    if not user.is_authenticated:
+        return [], []
+    cached = getattr(user, "_crossfeed_languages", None) or cache.get(_languages_key(user.pk))
+    if cached is None:
+        try:
+            profile = AnnotatorProfile.objects.prefetch_related("native_languages", "reading_languages").get(
+                user_id=user.pk
+            )
+        except AnnotatorProfile.DoesNotExist:
+            cached = ([], [])
+        else:
+            cached = profile.language_codes()
+        cache.set(_languages_key(user.pk), cached, LANGUAGES_CACHE_SECONDS)
+    user._crossfeed_languages = cached
+    return cached
+
+
+def forget_annotator_languages(user_id: int) -> None:
+    cache.delete(_languages_key(user_id))
 
 
 def is_annotator(user: AbstractBaseUser) -> bool:
-    return user.is_authenticated and AnnotatorProfile.objects.filter(user=user).exists()
+    """An annotator is a user with a profile that names at least one native language."""
+    return bool(annotator_languages(user)[0])
 
 
 def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -51,6 +69,22 @@ def items_visible_to(user: AbstractBaseUser) -> QuerySet[Item]:
 
 def item_for_annotator(user: AbstractBaseUser, item_id: int) -> Item | None:
     return items_visible_to(user).select_related("campaign").filter(pk=item_id).first()
+
+
+def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
+    """The item, if this user may judge it: an annotator of its languages (staff rights do not count here), in a
+    campaign annotators can see, or one they already judged. One query by primary key, checked in Python: this
+    runs on every submit."""
+    native, reading = annotator_languages(user)
+    item = Item.objects.select_related("campaign").filter(pk=item_id).first()
+    if item is None or not native or item.campaign.status == Campaign.Status.DRAFT:
+        return None
+    eligible = item.response_language_id in native and (
+        item.prompt_language_id in reading or item.pivot_language_id in reading
+    )
+    if eligible or Judgment.objects.filter(item=item, annotator=user).exists():
+        return item
+    return None
 
 
 def live_lease(user: AbstractBaseUser, item: Item):

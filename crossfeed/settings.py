@@ -182,6 +182,9 @@ CROSSFEED = {
     "MAX_IMPORT_ERRORS": envint("CROSSFEED_MAX_IMPORT_ERRORS", 1000),
 }
 
+# Serves /bench/floor/ for bench/annotate_load.py; off everywhere else.
+CROSSFEED_BENCH_FLOOR = envbool("CROSSFEED_BENCH_FLOOR", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

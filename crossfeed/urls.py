@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -17,3 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", health.healthz, name="healthz"),
 ]
+
+if settings.CROSSFEED_BENCH_FLOOR:
+    from crossfeed.bench_floor import floor
+
+    urlpatterns.append(path("bench/floor/", floor, name="bench-floor"))

@@ -26,16 +26,21 @@ CANDIDATES = 8
 ROUNDS = 4
 
 
-@transaction.atomic
 def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime | None = None) -> Lease | None:
     """Lease the next item for this annotator, or return their live lease; None when nothing is left."""
     if not campaign.accepts_judgments:
         raise Conflict(f"campaign {campaign.name!r} is {campaign.get_status_display()}: no items are handed out")
-    now = now or timezone.now()
-    native, reading = annotator_languages(annotator)
+    native, reading = annotator_languages(annotator)  # read before the transaction: SQLite locks at BEGIN
     if not native:
         raise InvalidInput("your annotator profile has no native language; ask an admin to add one")
-    leases_reclaim(now=now, campaign=campaign)
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Every expired lease, not only this campaign's: the index on expires_at makes an empty check one probe.
+        leases_reclaim(now=now)
+        return _lease(campaign, annotator, native, reading, now)
+
+
+def _lease(campaign: Campaign, annotator, native: list[str], reading: list[str], now: datetime) -> Lease | None:
     expires_at = now + timedelta(minutes=campaign.lease_minutes)
     current = (
         Lease.objects.select_related("item")

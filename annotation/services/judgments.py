@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotation.models import Item, Judgment, JudgmentSubmission, Lease
-from annotation.selectors import items_visible_to
+from annotation.models import Item, Judgment, JudgmentSubmission, Lease, Response
+from annotation.selectors import item_judgeable_by
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -108,9 +108,31 @@ def judgment_submit(
     seconds_spent: Any = None,
     idempotency_key: Any,
 ) -> SubmitResult:
+    """Validate outside the transaction, then store inside a short one.
+
+    On SQLite a transaction holds the database's single write lock from BEGIN, so everything that only reads
+    (the replay lookup, who may judge the item, the checks of the ranking) happens before it.
+    """
+    errors = _check_extras(comment if comment is not None else "", seconds_spent, idempotency_key)
+    if "idempotency_key" not in errors and (replay := _replay(annotator, idempotency_key, item_id)):
+        return replay
+    item = item_judgeable_by(annotator, item_id)
+    if item is None:
+        raise NotFound("no such item, or it is not one you can judge")
+    response_ids = list(Response.objects.filter(item_id=item.pk).values_list("id", flat=True))
+    clean_ranks, clean_flags, rank_errors = check_ranking(
+        response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
+    )
+    errors.update(rank_errors)
+    if errors:
+        raise _invalid(errors)
+    if not item.campaign.accepts_judgments:
+        raise Conflict(f"campaign {item.campaign.name!r} is {item.campaign.get_status_display()}: judgments are "
+                       "not accepted now")
+    fields = {"ranks": clean_ranks, "flags": clean_flags, "comment": (comment or "").strip()}
     try:
         with transaction.atomic():
-            return _submit(annotator, item_id, ranks, flags, comment, seconds_spent, idempotency_key)
+            return _store(annotator, item, fields, seconds_spent, idempotency_key)
     except IntegrityError:
         # Only a concurrent request with the same key (or for the same item) can get here: it won, so replay it.
         replay = _replay(annotator, idempotency_key, item_id)
@@ -132,26 +154,10 @@ def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
     return SubmitResult(previous.judgment, Outcome.REPLAYED)
 
 
-def _submit(annotator, item_id, ranks, flags, comment, seconds_spent, idempotency_key) -> SubmitResult:
-    errors = _check_extras(comment if comment is not None else "", seconds_spent, idempotency_key)
-    if "idempotency_key" not in errors and (replay := _replay(annotator, idempotency_key, item_id)):
-        return replay
-    item = items_visible_to(annotator).filter(pk=item_id).select_related("campaign").first()
-    if item is None:
-        raise NotFound("no such item, or it is not one you can judge")
-    item = Item.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=item.pk)
-    response_ids = list(item.responses.values_list("id", flat=True))
-    clean_ranks, clean_flags, rank_errors = check_ranking(
-        response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
-    )
-    errors.update(rank_errors)
-    if errors:
-        raise _invalid(errors)
-    if not item.campaign.accepts_judgments:
-        raise Conflict(f"campaign {item.campaign.name!r} is {item.campaign.get_status_display()}: judgments are "
-                       "not accepted now")
+def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str) -> SubmitResult:
+    # PostgreSQL: submits on one item queue here, so the judgment check below sees the winner's row.
+    list(Item.objects.select_for_update().filter(pk=item.pk).values_list("id", flat=True))
     now = timezone.now()
-    fields = {"ranks": clean_ranks, "flags": clean_flags, "comment": (comment or "").strip()}
     judgment = Judgment.objects.filter(item=item, annotator=annotator).first()
     if judgment is not None:
         Judgment.objects.filter(pk=judgment.pk).update(

@@ -10,6 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation.languages import normalize_language_code
 from annotation.models import AnnotatorProfile, Language
+from annotation.selectors import forget_annotator_languages
 from crossfeed.errors import InvalidInput
 
 
@@ -59,4 +60,5 @@ def annotator_create(
     profile.native_languages.set(native)
     profile.reading_languages.set(reading)
     token, _ = Token.objects.get_or_create(user=user)
+    forget_annotator_languages(user.pk)
     return profile, token
