@@ -1,0 +1,93 @@
+"""`make bench`: every benchmark in bench/, then one table of figures with the baseline beside each.
+
+    .venv/bin/python bench/run_all.py            # the issue's sizes (takes several minutes)
+    .venv/bin/python bench/run_all.py --quick    # smaller sizes, for a smoke run
+
+Each benchmark is its own script that prints JSON lines; they are kept in var/bench/<timestamp>.jsonl as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BENCHES = {
+    # name: (script, full arguments, quick arguments)
+    "annotate_load": ("annotate_load.py", [], ["--concurrency", "16,64", "--seconds", "8", "--items", "4000"]),
+    "export": ("export_bench.py", ["--postgres"], ["--items", "20000"]),
+    "size": ("size_bench.py", [], ["--items", "10000"]),
+    "training": ("training_bench.py", [], []),
+    "evaluation": ("evaluation_bench.py", [], []),
+}
+
+
+def row(line: dict) -> tuple[str, str, str, str, str] | None:
+    """(benchmark, figure, baseline, ratio, target) for the table."""
+    kind = line.get("bench")
+    if kind == "annotate_load" and "skipped" not in line:
+        return (f"annotate {line['database']} C={line['annotators']}",
+                f"{line['submits_per_s']} submits/s, p99 next {line['next']['p99_ms']} ms / submit "
+                f"{line['submit']['p99_ms']} ms, errors {sum(line['errors'].values())}, "
+                f"integrity {'ok' if line['integrity']['ok'] else 'VIOLATED'}",
+                f"floor {line['floor_iterations_per_s']} it/s", f"{line['fraction_of_floor']} of floor",
+                "C=64 SQLite: >= 0.5, p99 <= 250 ms")
+    if kind == "export":
+        return (f"export {line['database']} {line['format']} {line['judgments']:,} judgments",
+                f"{line['seconds']} s, {line['peak_rss_mib']} MiB peak, {line['rows']:,} rows",
+                f"floor {line['floor_seconds']} s", f"{line['ratio_to_floor']}x", "< 60 s, < 1536 MiB")
+    if kind == "import_memory":
+        return (f"import {line['items']:,} items ({line['file_mib']} MiB)",
+                f"{line['seconds']} s, {line['peak_rss_mib']} MiB peak",
+                f"json parse {line['baseline_parse_seconds']} s, {line['baseline_peak_rss_mib']} MiB",
+                f"{line['ratio_seconds']}x", "bounded memory")
+    if kind == "page_weight":
+        return ("annotation page 8 x 20,000 chars", f"{line['partial_kib']} KiB HTML, {line['render_ms']} ms",
+                f"text {line['text_utf8_kib']} KiB", f"{line['overhead_ratio']}x", "-")
+    if kind is not None:
+        figure = ", ".join(f"{k}={v}" for k, v in line.items() if k not in {"bench", "target"})
+        return (kind, figure[:110], "", str(line.get("ratio", "")), str(line.get("target", "")))
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated names: " + ", ".join(BENCHES))
+    args = parser.parse_args()
+    chosen = [name for name in BENCHES if not args.only or name in args.only.split(",")]
+    out_dir = ROOT / "var" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    rows = []
+    with record.open("w", encoding="utf-8") as log:
+        for name in chosen:
+            script, full, quick = BENCHES[name]
+            if not (ROOT / "bench" / script).is_file():
+                rows.append((name, "not present", "", "", ""))
+                continue
+            command = [sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else full)]
+            print(f"== {name}: {' '.join(command[1:])}", flush=True)
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+            lines = [json.loads(text) for text in done.stdout.splitlines() if text.startswith("{")]
+            for line in lines:
+                log.write(json.dumps(line) + "\n")
+                print(json.dumps(line), flush=True)
+            if done.returncode != 0:
+                rows.append((name, f"FAILED (exit {done.returncode}): {done.stderr.strip()[-200:]}", "", "", ""))
+            rows.extend(filter(None, map(row, lines)))
+    widths = [max(len(str(r[i])) for r in [("benchmark", "figure", "baseline", "ratio", "target"), *rows])
+              for i in range(5)]
+    print()
+    for values in [("benchmark", "figure", "baseline", "ratio", "target"), *rows]:
+        print(" | ".join(str(value).ljust(width) for value, width in zip(values, widths, strict=True)))
+    print(f"\nraw figures: {record}")
+
+
+if __name__ == "__main__":
+    main()
