@@ -217,11 +217,12 @@ def seed(n_items: int, n_annotators: int) -> tuple[int, list[str]]:
 
     campaign = campaign_create(name="load", created_by=None, overlap=3)
     rng = random.Random(7)
-    words = "kwa nini anga ni la buluu mwanga jua hewa chembe rangi".split()
+    words = ["kwa", "nini", "anga", "ni", "la", "buluu", "mwanga", "jua", "hewa", "chembe", "rangi"]
     lines = []
     for index in range(n_items):
         prompt = " ".join(rng.choice(words) for _ in range(30))
-        responses = [{"text": f"{index}-{n} " + "தமிழ் பதில் " * 40, "language": "ta", "model": f"m{n}"} for n in range(4)]
+        responses = [{"text": f"{index}-{n} " + "தமிழ் பதில் " * 40, "language": "ta", "model": f"m{n}"}
+                     for n in range(4)]
         lines.append(json.dumps({"external_id": f"load-{index}", "prompt": {"text": prompt, "language": "sw"},
                                  "pivot": {"text": "Explain why the sky is blue.", "language": "en"},
                                  "responses": responses}, ensure_ascii=False))

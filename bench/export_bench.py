@@ -83,7 +83,8 @@ def seed(n_items: int) -> int:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in ("annotation_item", "annotation_response", "annotation_judgment"):
-                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                cursor.execute(f"SELECT setval({sequence}, (SELECT MAX(id) FROM {table}))")
             cursor.execute("ANALYZE")
     return campaign.id
 
@@ -126,7 +127,8 @@ def run_floor(rows: int, file_format: str, folder: str) -> dict:
         # pyarrow writes no JSON; the JSONL floor is the same rows serialised from memory by the json module.
         with path.open("wb") as handle:
             for offset in range(0, rows, BATCH_ROWS):
-                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch[: rows - offset]).encode())
+                chunk = batch[: rows - offset]
+                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk).encode())
     return {"seconds": time.perf_counter() - start}
 
 

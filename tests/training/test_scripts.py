@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -246,8 +247,13 @@ def test_max_prompt_length_keeps_the_end_of_the_prompt() -> None:
 @pytest.mark.slow
 def test_dpo_under_accelerate_with_two_processes(workspace: dict[str, Path]) -> None:
     output_dir = workspace["root"] / "dpo-accelerate"
+    # A free port: two launches on one host must not meet at torchrun's default rendezvous port 29500.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(REPO / "training" / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2"]
+                str(REPO / "training" / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
+                "--main_process_port", str(port)]
     config = base_config(workspace, output_dir, workspace["dpo"], per_device_train_batch_size=1)
     assert_ok(run(DPO, config, workspace["root"] / "dpo-accelerate-config", launcher=launcher))
     manifest = assert_run_artifacts(output_dir, workspace["dpo"], steps=(2, 4))
