@@ -93,9 +93,17 @@ def _command(run: TrainingRun, stage: str, config_path: Path) -> list[str]:
     if run.num_processes == 1:
         return [sys.executable, script, "--config", str(config_path)]
     accelerate_config = run.params.get("accelerate_config") or _default_accelerate_config()
+    # torchrun's default rendezvous port (29500) would join two runs started on one host into one job.
+    port = _free_port()
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
             str(ACCELERATE_CONFIGS / f"{accelerate_config}.yaml"), "--num_processes", str(run.num_processes),
-            script, "--config", str(config_path)]
+            "--main_process_port", str(port), script, "--config", str(config_path)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _default_accelerate_config() -> str:
@@ -141,7 +149,10 @@ def _watch(run: TrainingRun, stage: str, process: subprocess.Popen, watch: Stage
         if time.monotonic() - last_beat < HEARTBEAT_SECONDS:
             continue
         last_beat = time.monotonic()
-        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        # The log tail goes with the heartbeat, so the run page shows the script's output while it trains (the
+        # web host may be another machine than this worker, and cannot read train.log itself).
+        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now(),
+                                                     log_tail=_log_tail(watch.folder / "train.log"))
         if cancel_since is None and TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
             cancel_since = time.monotonic()
             (watch.folder / "CANCEL").touch()
