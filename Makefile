@@ -33,6 +33,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py build_tiny_model
 	HOST=$(HOST) PORT=$(PORT) bin/serve
 
 test: install browser postgres-binaries

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -27,6 +29,7 @@ from annotation.services.campaigns import campaign_create
 from annotation.services.exports import export_run
 from annotation.services.judgments import judgment_submit
 from tests.conftest import item_line, jsonl, new_key, ranks_for
+from training.models import BaseModel, TrainingRun
 
 ROLES = ["anonymous", "annotator", "outsider", "admin"]
 
@@ -261,6 +264,155 @@ MATRIX = [
     Row("api-docs", "GET", expected=everyone(200)),
 ]
 
+
+# --- training: API, live run pages, admin views -----------------------------------------------------------------
+
+
+def model_folder(name: str) -> Path:
+    # Registration checks only for a saved model's config.json; nothing here loads the weights.
+    folder = Path(settings.MEDIA_ROOT).parent / "models" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def base_model_of(world) -> BaseModel:
+    return BaseModel.objects.get_or_create(name="fake", defaults={"path": str(model_folder("fake"))})[0]
+
+
+def training_run(world, **fields) -> TrainingRun:
+    return TrainingRun.objects.create(kind="dpo", base_model=base_model_of(world), **fields)
+
+
+def queued_run(world):
+    return {"run_id": training_run(world).id}
+
+
+def failed_run(world):
+    return {"run_id": training_run(world, status=JobStatus.FAILED, error="worker died").id}
+
+
+def new_base_model(world):
+    return {"name": "another", "path": str(model_folder("another"))}
+
+
+def new_training_run(world):
+    export = export_run(export_id=export_of(world, test_fraction=0.0).id)
+    assert export.status == JobStatus.SUCCEEDED, export.error
+    return {"kind": "dpo", "base_model": base_model_of(world).id, "export": export.id}
+
+
+def sft_upload(world):
+    return {"file": SimpleUploadedFile("sft.jsonl", b'{"messages": [{"role": "user", "content": "Habari?"}]}\n')}
+
+
+STAFF_PAGE = {"anonymous": LOGIN, "annotator": 403, "outsider": 403}
+
+MATRIX += [
+    Row("api-models", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-models", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_base_model, format="json"),
+    Row("api-training-runs", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-training-runs", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_training_run,
+        format="json"),
+    Row("api-training-uploads", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=sft_upload,
+        format="multipart"),
+    Row("api-training-run", "GET", queued_run, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-training-run-cancel", "POST", queued_run, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-training-run-retry", "POST", failed_run, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("training:runs", "GET", expected={**STAFF_PAGE, "admin": 200}),
+    Row("training:run", "GET", queued_run, {**STAFF_PAGE, "admin": 200}),
+    Row("training:run_status", "GET", queued_run, {**STAFF_PAGE, "admin": 200}),
+    # A plain form post (no htmx) is sent back to the run's page.
+    Row("training:run_cancel", "POST", queued_run, {**STAFF_PAGE, "admin": Redirect("training:runs")}),
+    Row("training:run_retry", "POST", failed_run, {**STAFF_PAGE, "admin": Redirect("training:runs")}),
+    Row("admin:training_trainingrun_new", "GET", expected={**ADMIN_ONLY_PAGE, "admin": 200}),
+    # An empty form comes back with its errors (200).
+    Row("admin:training_trainingrun_new", "POST", expected={**ADMIN_ONLY_PAGE, "admin": 200}, body=lambda world: {}),
+]
+
+
+# --- evaluation: result pages (everyone signed in reads), actions and downloads (staff), API ---------------------
+
+
+def evaluation_model(name: str):
+    from training.models import BaseModel as Model
+
+    folder = Path(settings.MEDIA_ROOT).parent / "evaluation-models" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    return Model.objects.get_or_create(name=name, defaults={"path": str(folder)})[0]
+
+
+def evaluation_run_with(world, *, model: str = "eval-a", **fields):
+    from evaluation.models import EvaluationRun
+
+    run = EvaluationRun.objects.create(base_model=evaluation_model(model), benchmarks=["xcopa"], **fields)
+    outputs = Path(settings.MEDIA_ROOT) / "evaluation" / f"run-{run.pk}" / "outputs.jsonl"
+    outputs.parent.mkdir(parents=True, exist_ok=True)
+    outputs.write_text('{"benchmark": "xcopa", "language": "sw", "id": "1", "input": "x", "prediction": 0}\n')
+    run.outputs_path = str(outputs)
+    run.save(update_fields=["outputs_path"])
+    return run
+
+
+def finished_evaluation(world):
+    return {"run_id": evaluation_run_with(world, status=JobStatus.SUCCEEDED).id}
+
+
+def failed_evaluation(world):
+    return {"run_id": evaluation_run_with(world, status=JobStatus.FAILED, error="worker died").id}
+
+
+def queued_evaluation(world):
+    return {"run_id": evaluation_run_with(world).id}
+
+
+def new_evaluation(world):
+    return {"base_model": evaluation_model("eval-a").id, "benchmarks": ["xcopa"], "languages": ["sw"]}
+
+
+def evaluation_pair(world):
+    # Two runs without open-ended outputs: the service refuses, and staff are sent back to the comparison.
+    return {"a": evaluation_run_with(world).id, "b": evaluation_run_with(world, model="eval-b").id,
+            "name": "win rate", "overlap": 2}
+
+
+def winrate_campaign(world):
+    from annotation.services.imports import items_import
+
+    a, b = evaluation_run_with(world), evaluation_run_with(world, model="eval-b")
+    campaign = campaign_create(name="Win rate campaign", created_by=world.users["admin"])
+    line = item_line("winrate-0", responses=["answer a", "answer b"])
+    line["responses"][0]["model"], line["responses"][1]["model"] = "eval-a", "eval-b"
+    line["metadata"] = {"winrate": {"run_a": a.id, "run_b": b.id}}
+    items_import(campaign=campaign, source=[line])
+    return {"campaign_id": campaign.id}
+
+
+STAFF_ONLY = {"anonymous": LOGIN, "annotator": 403, "outsider": 403}
+
+MATRIX += [
+    Row("evaluation:runs", "GET", expected=signed_in(200)),
+    Row("evaluation:run", "GET", finished_evaluation, signed_in(200)),
+    Row("evaluation:run_status", "GET", finished_evaluation, signed_in(200)),
+    Row("evaluation:results_csv", "GET", finished_evaluation, signed_in(200)),
+    Row("evaluation:outputs", "GET", finished_evaluation, signed_in(200)),
+    Row("evaluation:compare", "GET", expected=signed_in(200)),
+    Row("evaluation:retry", "POST", failed_evaluation, {**STAFF_ONLY, "admin": Redirect("evaluation:runs")}),
+    Row("evaluation:cancel", "POST", queued_evaluation, {**STAFF_ONLY, "admin": Redirect("evaluation:runs")}),
+    Row("evaluation:winrate_create", "POST", expected={**STAFF_ONLY, "admin": Redirect("evaluation:compare")},
+        body=evaluation_pair),
+    Row("evaluation:winrate", "GET", winrate_campaign, {**STAFF_ONLY, "admin": 200}),
+    Row("api-benchmarks", "GET", expected=signed_in(200, anonymous=API_ANON)),
+    Row("api-evaluation-runs", "GET", expected=signed_in(200, anonymous=API_ANON)),
+    Row("api-evaluation-runs", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_evaluation,
+        format="json"),
+    Row("api-evaluation-run", "GET", finished_evaluation, signed_in(200, anonymous=API_ANON)),
+    Row("api-evaluation-run-retry", "POST", failed_evaluation, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-evaluation-run-cancel", "POST", queued_evaluation, {**ADMIN_ONLY_API, "admin": 202}),
+    # Outputs hold every prompt and answer verbatim: admins only.
+    Row("api-evaluation-run-outputs", "GET", finished_evaluation, {**ADMIN_ONLY_API, "admin": 200}),
+]
 
 def _row_id(row: Row) -> str:
     return f"{row.method} {row.name}" + (f" ({row.label})" if row.label else "")

@@ -2,6 +2,7 @@ import json
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -20,7 +21,8 @@ from training.services.runs import (
 )
 
 FAST = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 1, "max_length": 128, "max_prompt_length": 64, "warmup_steps": 0, "gradient_checkpointing": False}
+        "gradient_accumulation_steps": 1, "max_length": 128, "max_prompt_length": 64, "warmup_steps": 0,
+        "gradient_checkpointing": False}
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +170,7 @@ def test_cancel_stops_the_run_and_retry_resumes_from_the_checkpoint(base, prefer
     assert run.status == JobStatus.SUCCEEDED, run.error
     begins = [m.values for m in TrainingMetric.objects.filter(run=run, event="train_begin")]
     assert len(begins) == 2
-    log = (run.output_dir and open(f"{run.output_dir}/dpo/metrics.jsonl").read().splitlines()) or []
+    log = Path(run.output_dir, "dpo", "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     resumed = [json.loads(line) for line in log if json.loads(line)["event"] == "train_begin"][-1]
     assert resumed["step"] >= stopped_at  # the second attempt started from the checkpoint, not from step 0
 

@@ -68,6 +68,12 @@ def training_run_execute(*, run_id: int, poll_seconds: float = 1.0) -> TrainingR
     TrainingRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now(),
                                                  process_group=None, eta_seconds=None)
     run.refresh_from_db()
+    if run.status == JobStatus.SUCCEEDED:
+        # Every new version gets per-language scores beside its parent's, on the sample benchmarks. A local
+        # import: evaluation depends on training, not the other way round.
+        from evaluation.services import evaluation_after_training
+
+        evaluation_after_training(run)
     return run
 
 

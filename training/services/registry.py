@@ -26,16 +26,22 @@ def check_model_path(path: str, *, field: str = "path") -> str:
     return path
 
 
-@transaction.atomic
-def base_model_register(*, name: str, path: str, chat_template: str = "", notes: str = "",
-                        created_by=None) -> BaseModel:
+def check_base_model_name(name: str, *, exclude: int | None = None) -> str:
+    """A name of at most 200 characters that no other base model has, whatever the case."""
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("required, at most 200 characters", field="name")
-    if BaseModel.objects.filter(name__iexact=name).exists():
+    if BaseModel.objects.filter(name__iexact=name).exclude(pk=exclude).exists():
         raise InvalidInput(f"a base model named {name!r} already exists", field="name")
+    return name
+
+
+@transaction.atomic
+def base_model_register(*, name: str, path: str, chat_template: str = "", notes: str = "",
+                        created_by=None) -> BaseModel:
     return BaseModel.objects.create(
-        name=name, path=check_model_path(path), chat_template=chat_template or "", notes=notes or "",
+        name=check_base_model_name(name), path=check_model_path(path), chat_template=chat_template or "",
+        notes=notes or "",
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
 

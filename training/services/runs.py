@@ -8,6 +8,7 @@ run here with placeholder output paths and without the GPU-host checks.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ MANAGED_FIELDS = {"model_name_or_path", "output_dir", "train_file", "eval_file",
                   "resume_from_checkpoint"}
 STAGE_CONFIG = {"sft": SFTRunConfig, "dpo": DPORunConfig}
 STALE_AFTER = timedelta(minutes=3)
+# A ConfigError about a field Crossfeed fills in is about the input it was filled from.
+MANAGED_FIELD_SOURCE = {"model_name_or_path": "base_model", "train_file": "export", "adapter_path": "start_version"}
 
 
 @cache
@@ -44,6 +47,21 @@ def preset(stage: str) -> dict[str, Any]:
 @cache
 def user_fields(stage: str) -> list[str]:
     return [f.name for f in dataclasses.fields(STAGE_CONFIG[stage]) if f.name not in MANAGED_FIELDS]
+
+
+def params_template(kind: str) -> dict[str, dict[str, Any]]:
+    """The presets of the stages a kind runs, as `params` to edit: {"sft": {...}, "dpo": {...}}.
+
+    Without "seed": the run's own seed field sets it, and a per-stage seed here would silently override that.
+    """
+    stages = ["sft", "dpo"] if kind == TrainingRun.Kind.SFT_DPO else [kind]
+    return {stage: {key: copy.deepcopy(value) for key, value in preset(stage).items() if key != "seed"}
+            for stage in stages if stage in STAGE_CONFIG}
+
+
+def accelerate_configs() -> list[str]:
+    """The names that params.accelerate_config may take: the files in training/configs/accelerate/."""
+    return sorted(path.stem for path in (CONFIGS / "accelerate").glob("*.yaml"))
 
 
 def runs_root() -> Path:
@@ -89,16 +107,29 @@ def _check_params(params: Any) -> None:
                                    f"{', '.join(user_fields(key))}", field="params")
         elif key in MANAGED_FIELDS:
             raise InvalidInput(f"{key}: set by Crossfeed for each run, not a parameter", field="params")
+        elif key == "accelerate_config":
+            # How the worker launches (execution._command), not a script setting. Only a name from our folder:
+            # the worker builds the config's path from it, so no path may come in here.
+            if value not in accelerate_configs():
+                raise InvalidInput(f"accelerate_config: one of {', '.join(accelerate_configs())}", field="params")
         elif all(key not in user_fields(stage) for stage in STAGE_CONFIG):
             raise InvalidInput(f"{key}: unknown setting; use TRL/PEFT names such as max_steps, learning_rate, "
                                "per_device_train_batch_size, lora_r, beta", field="params")
 
 
 def check_sft_file(path: str) -> str:
-    """An uploaded SFT file: JSONL with a non-empty `messages` list of {role, content} on every line."""
+    """An SFT file on the server: JSONL with a non-empty `messages` list of {role, content} on every line."""
     file = Path(path)
     if not file.is_file():
         raise InvalidInput(f"{path}: no such file", field="sft_file")
+    count_sft_rows(file)
+    return str(file.resolve())
+
+
+def count_sft_rows(file: Path, *, label: str | None = None) -> int:
+    """The number of rows of an SFT file; the first bad line raises InvalidInput naming `label` (the file's name
+    as the person knows it) and the line."""
+    label = label or file.name
     rows = 0
     with file.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -107,18 +138,18 @@ def check_sft_file(path: str) -> str:
             try:
                 value = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InvalidInput(f"{file.name} line {number}: not valid JSON ({exc})", field="sft_file") from None
+                raise InvalidInput(f"{label} line {number}: not valid JSON ({exc})", field="sft_file") from None
             messages = value.get("messages") if isinstance(value, dict) else None
             if not isinstance(messages, list) or not messages or not all(
                 isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
                 for m in messages
             ):
-                raise InvalidInput(f'{file.name} line {number}: expected {{"messages": [{{"role": ..., '
+                raise InvalidInput(f'{label} line {number}: expected {{"messages": [{{"role": ..., '
                                    '"content": ...}, ...]}', field="sft_file")
             rows += 1
     if rows == 0:
-        raise InvalidInput(f"{file.name} holds no rows: nothing to train on", field="sft_file")
-    return str(file.resolve())
+        raise InvalidInput(f"{label} holds no rows: nothing to train on", field="sft_file")
+    return rows
 
 
 def _data_for(kind: str, export: Export | None, sft_export: Export | None, sft_file: str) -> dict[str, str]:
@@ -163,10 +194,11 @@ def training_run_create(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise InvalidInput("a whole number from 0 to 2147483647", field="seed")
     check_model_path(base_model.path, field="base_model")
-    if start_version is not None:
-        if kind != "dpo" or start_version.kind != "sft" or start_version.base_model_id != base_model.id:
-            raise InvalidInput("a run can start from a version only for DPO on an SFT version of the same base "
-                               "model", field="start_version")
+    if start_version is not None and (
+        kind != "dpo" or start_version.kind != "sft" or start_version.base_model_id != base_model.id
+    ):
+        raise InvalidInput("a run can start from a version only for DPO on an SFT version of the same base model",
+                           field="start_version")
     params = params if params is not None else {}
     _check_params(params)
     data = _data_for(kind, export, sft_export, sft_file)
@@ -183,13 +215,41 @@ def training_run_create(
         try:
             config_from_dict(values, STAGE_CONFIG[stage], check_environment=False)
         except ConfigError as exc:
-            raise InvalidInput(f"{stage}: {exc}", field="params") from None
+            source = MANAGED_FIELD_SOURCE.get(str(exc).split(":", 1)[0], "params")
+            if source == "export" and stage == "sft":
+                source = "sft_export" if sft_export is not None else "sft_file"
+            raise InvalidInput(f"{stage}: {exc}", field=source) from None
         resolved[stage] = values
     run.resolved = resolved
     run.save(update_fields=["output_dir", "resolved"])
     if enqueue:
         training_run_enqueue(run)
     return run
+
+
+def newest_export(*, campaign_id: int, kind: str) -> Export | None:
+    return (Export.objects.filter(campaign_id=campaign_id, kind=kind, status=JobStatus.SUCCEEDED)
+            .order_by("-created_at", "-id").first())
+
+
+def training_run_retrain(*, run: TrainingRun, created_by=None) -> TrainingRun:
+    """A new run like `run` (kind, base model, start version, params, processes, seed) on the newest data.
+
+    DPO data: the newest finished preference export of the campaign of the run's export. SFT data: the newest
+    finished SFT export of the campaign of the run's SFT export; an uploaded SFT file is kept as it is, because it
+    is not campaign data and nothing newer of it exists.
+    """
+    export = run.export
+    if export is not None:
+        export = newest_export(campaign_id=export.campaign_id, kind=Export.Kind.PREFERENCE) or export
+    sft_export = run.sft_export
+    if sft_export is not None:
+        sft_export = newest_export(campaign_id=sft_export.campaign_id, kind=Export.Kind.SFT) or sft_export
+    return training_run_create(
+        kind=run.kind, base_model=run.base_model, start_version=run.start_version, export=export,
+        sft_export=sft_export, sft_file=run.sft_file if sft_export is None else "", params=run.params,
+        num_processes=run.num_processes, seed=run.seed, created_by=created_by,
+    )
 
 
 def training_run_enqueue(run: TrainingRun) -> None:

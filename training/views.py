@@ -1,0 +1,111 @@
+"""The live training-run pages, for staff. The run page includes `_run_status.html`, which re-fetches itself every
+2 s while the run is queued or running (and renders no trigger once it has finished, which ends the polling);
+the charts live outside it and are redrawn from the chart data it carries (static/js/training.js)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.models import JobStatus
+from crossfeed.errors import Conflict
+from training import selectors
+from training.models import TrainingRun
+from training.services.runs import training_run_cancel, training_run_retry, training_runs_fail_stale
+
+
+def _require_staff(request: HttpRequest) -> None:
+    # Runs spend GPU hours and their data holds every annotator's rankings: staff only.
+    if not request.user.is_staff:
+        raise PermissionDenied(_("Training runs are for staff; ask an administrator for access."))
+
+
+def _get_run_for_staff(request: HttpRequest, run_id: int) -> TrainingRun:
+    _require_staff(request)
+    training_runs_fail_stale()  # a run whose worker died shows as failed, with the reason
+    run = selectors.run_detail(run_id)
+    if run is None:
+        raise Http404(_("There is no training run %(id)d.") % {"id": run_id})
+    return run
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _status_context(run: TrainingRun, *, notice: str = "", error: str = "") -> dict:
+    return {
+        "run": run,
+        "polling": not run.is_finished,
+        # Only a running run has a meaningful ETA; a finished one may still hold its last estimate.
+        "eta": duration(run.eta_seconds) if run.status == JobStatus.RUNNING else "",
+        "can_cancel": run.status in (JobStatus.QUEUED, JobStatus.RUNNING) and not run.cancel_requested,
+        "can_retry": run.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+        "versions": [(version, selectors.manifest_summary(version)) for version in run.versions.all()],
+        "chart": selectors.run_chart(run),
+        "notice": notice,
+        "action_error": error,
+    }
+
+
+@require_GET
+@login_required
+def runs(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    training_runs_fail_stale()
+    return render(request, "training/runs.html", {"runs": selectors.runs_listed()[:200]})
+
+
+@require_GET
+@login_required
+def run(request: HttpRequest, run_id: int) -> HttpResponse:
+    return render(request, "training/run.html", _status_context(_get_run_for_staff(request, run_id)))
+
+
+@require_GET
+@login_required
+def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
+    return render(request, "training/_run_status.html", _status_context(_get_run_for_staff(request, run_id)))
+
+
+def _act(request: HttpRequest, run_id: int, action: Callable[..., TrainingRun], done: str) -> HttpResponse:
+    """Cancel or retry; htmx gets the status partial with the outcome, a plain form post a redirect."""
+    run = _get_run_for_staff(request, run_id)
+    notice, error = done, ""
+    try:
+        run = action(run=run)
+    except Conflict as exc:
+        notice, error = "", exc.message
+    if request.htmx:
+        return render(request, "training/_run_status.html",
+                      _status_context(selectors.run_detail(run.id), notice=notice, error=error))
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("training:run", run_id=run.id)
+
+
+@require_POST
+@login_required
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _act(request, run_id, training_run_cancel,
+                _("Cancel requested: a queued run stops at once, a running one at its next step (it checkpoints)."))
+
+
+@require_POST
+@login_required
+def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _act(request, run_id, training_run_retry,
+                _("Queued again: each stage resumes from its newest checkpoint."))
