@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import JobStatus
-from annotation.services.exports import export_create, export_run
 from crossfeed.errors import Conflict, InvalidInput
+from tests.training.conftest import FAST
 from training.models import BaseModel, ModelVersion, TrainingMetric, TrainingRun
 from training.services.execution import training_run_execute
 from training.services.registry import base_model_register
@@ -20,45 +20,8 @@ from training.services.runs import (
     training_runs_fail_stale,
 )
 
-FAST = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 1, "max_length": 128, "max_prompt_length": 64, "warmup_steps": 0,
-        "gradient_checkpointing": False}
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def base(db, tiny_model_dir):
-    return base_model_register(name="tiny", path=str(tiny_model_dir))
-
-
-@pytest.fixture
-def preference_export(judged, admin_user):
-    export = export_create(campaign=judged, created_by=admin_user, test_fraction=0.0, enqueue=False)
-    return export_run(export_id=export.id)
-
-
-@pytest.fixture
-def sft_export(judged, admin_user):
-    export = export_create(campaign=judged, created_by=admin_user, kind="sft", test_fraction=0.0, enqueue=False)
-    return export_run(export_id=export.id)
-
-
-@pytest.fixture
-def judged(campaign, import_items, make_annotator):
-    from annotation.models import Item
-    from annotation.services.judgments import judgment_submit
-    from tests.conftest import item_line, new_key, ranks_for
-
-    import_items(campaign, [item_line(f"t-{n}") for n in range(4)])
-    users = [make_annotator(f"ta{n}", ["ta"], ["sw"]) for n in range(2)]
-    for item in Item.objects.all():
-        for user in users:
-            judgment_submit(annotator=user, item_id=item.id, ranks=ranks_for(item), idempotency_key=new_key())
-    return campaign
+# media, base, judged and preference_export come from tests/training/conftest.py.
+pytestmark = pytest.mark.usefixtures("media")
 
 
 def test_a_base_model_needs_a_saved_model_folder_or_a_hub_id(db, tmp_path):

@@ -2,17 +2,7 @@
 so the Django side can validate a run's parameters before queueing it (`check_environment=False` skips the checks
 that only mean something on the GPU host: bf16/QLoRA/Liger availability).
 
-The contract with whoever launches a run (the Django worker, or a person at a shell) is files in `output_dir`:
-
-    metrics.jsonl           one JSON object per line: train_begin, log (loss, learning_rate, rewards/...), save,
-                            cancelled, train_end; appended while training, by the main process only
-    checkpoint-<step>/      Trainer checkpoints, each with run_config.yaml and run_provenance.json beside it
-    adapter/                the final LoRA adapter + tokenizer + run_config.yaml + run_provenance.json
-    manifest.json           written last and atomically: its presence means the adapter is complete
-    CANCEL                  created by the launcher: training stops at the next step, checkpoints, exits 3
-
-Exit codes: 0 finished (manifest written), 2 invalid config (message on stderr names the field or file),
-3 cancelled (no manifest; resume later with `resume_from_checkpoint: auto`), anything else: a crash.
+The files a run writes and its exit codes are described in common.py.
 """
 
 from __future__ import annotations
@@ -20,18 +10,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
-import os
 import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-# Models and data come from local paths only. Offline mode makes an accidental hub lookup (a typo in a path, a
-# tokenizer that wants a remote template) fail at once instead of hanging on network timeouts on a GPU host.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import yaml  # noqa: E402
+import yaml
 
 EXIT_CONFIG_ERROR = 2
 EXIT_CANCELLED = 3
