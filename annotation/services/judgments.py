@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -155,8 +155,10 @@ def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
 
 
 def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str) -> SubmitResult:
-    # PostgreSQL: submits on one item queue here, so the judgment check below sees the winner's row.
-    list(Item.objects.select_for_update().filter(pk=item.pk).values_list("id", flat=True))
+    if connection.features.has_select_for_update:
+        # PostgreSQL: submits on one item queue here, so the judgment check below sees the winner's row. (SQLite
+        # needs no lock: its IMMEDIATE transaction already excludes every other writer.)
+        list(Item.objects.select_for_update().filter(pk=item.pk).values_list("id", flat=True))
     now = timezone.now()
     judgment = Judgment.objects.filter(item=item, annotator=annotator).first()
     if judgment is not None:
