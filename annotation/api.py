@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from annotation.services.judgments import Outcome, judgment_submit
 from annotation.services.people import annotator_create
 from annotation.stats import campaign_stats
 from crossfeed.errors import InvalidInput, NotFound
+from crossfeed.parsers import JSONParser
 
 
 class IsAnnotator(BasePermission):

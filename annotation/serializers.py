@@ -209,9 +209,10 @@ class ExportSerializer(serializers.Serializer):
     agreement = serializers.DictField()
     files = serializers.SerializerMethodField()
     error = serializers.CharField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    # null: the creator was deleted (or a script made it); the export has not finished yet.
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
 
     def get_progress(self, export) -> dict:
         return {"done": export.progress_done, "total": export.progress_total}

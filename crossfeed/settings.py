@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that its process_exception sees a view's "database is locked" first: 503 + Retry-After, not 500.
+    "crossfeed.busy.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "crossfeed.urls"
@@ -143,12 +145,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "crossfeed.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "crossfeed.parsers.JSONParser",  # DRF's, with deeply nested JSON a 400 instead of a 500
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "crossfeed.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -181,6 +188,9 @@ CROSSFEED = {
     "MAX_IMPORT_LINE_BYTES": envint("CROSSFEED_MAX_IMPORT_LINE_BYTES", 1_000_000),
     "MAX_IMPORT_ERRORS": envint("CROSSFEED_MAX_IMPORT_ERRORS", 1000),
 }
+
+# Seconds an API token's user is remembered per process (crossfeed/auth.py); 0 looks it up on every request.
+TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
 
 # Serves /bench/floor/ for bench/annotate_load.py; off everywhere else.
 CROSSFEED_BENCH_FLOOR = envbool("CROSSFEED_BENCH_FLOOR", False)

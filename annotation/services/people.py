@@ -42,6 +42,11 @@ def annotator_create(
     username = (username or "").strip()
     if not username or len(username) > 150:
         raise InvalidInput("required, at most 150 characters", field="username")
+    try:
+        # The model's own rule (letters, digits and @ . + - _), which the admin's forms apply and a bare save skips.
+        user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(username)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="username") from None
     if user_model.objects.filter(username__iexact=username).exists():
         raise InvalidInput(f"a user named {username!r} already exists", field="username")
     native = _languages(native_languages, "native_languages")
