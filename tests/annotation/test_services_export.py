@@ -174,3 +174,31 @@ def test_exports_load_with_datasets(judged, admin_user):
         dataset = datasets.load_dataset(loader, data_files={"train": path}, split="train")
         assert dataset.num_rows == 15
         assert dataset[0]["chosen"] == [{"role": "assistant", "content": "t-0 response 0"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_exports_running_at_once_give_two_correct_snapshots(judged, admin_user):
+    import threading
+
+    from django.db import connection
+
+    exports = [export_create(campaign=judged, created_by=admin_user, enqueue=False, test_fraction=0.0)
+               for _ in range(2)]
+    results = {}
+
+    def work(export_id):
+        try:
+            results[export_id] = export_run(export_id=export_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(export.id,)) for export in exports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    first, second = (results[export.id] for export in exports)
+    assert first.status == second.status == JobStatus.SUCCEEDED
+    assert first.rows == second.rows == 15 and first.files == second.files
+    assert export_folder(first) != export_folder(second)
+    assert (export_folder(first) / "train.jsonl").read_bytes() == (export_folder(second) / "train.jsonl").read_bytes()
