@@ -39,6 +39,7 @@ def test_a_base_model_needs_a_saved_model_folder_or_a_hub_id(db, tmp_path):
         ({"dpo": {"beta": 0}}, "beta: must be positive"),
         ({"lora_r": "eight"}, "lora_r: expected an integer"),
         ({"learing_rate": 1e-4}, "learing_rate: unknown setting"),
+        ({"lora_target_modules": ["q_proj", "lm_head"]}, "lm_head cannot carry a LoRA adapter"),
         ({"output_dir": "/etc"}, "output_dir: set by Crossfeed"),
         ({"dpo": {"packing": True}}, "dpo.packing: not a DPO setting"),
         ([1, 2], "expected an object"),

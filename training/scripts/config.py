@@ -124,6 +124,9 @@ class RunConfig:
             bool(self.lora_target_modules) and all(isinstance(name, str) for name in self.lora_target_modules),
             "lora_target_modules: give a non-empty list of module names, e.g. [q_proj, v_proj]",
         )
+        # TRL refuses a LoRA adapter on the output layer only once the trainer starts; say so before queueing.
+        _check("lm_head" not in self.lora_target_modules,
+               "lora_target_modules: lm_head cannot carry a LoRA adapter in TRL; target attention or MLP projections")
 
     def _check_trainer(self) -> None:
         _check(self.learning_rate > 0, f"learning_rate: must be positive, got {self.learning_rate}")
