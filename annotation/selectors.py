@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
 
+from annotation import sql
 from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response
 
 # Every next and submit needs the annotator's languages: three queries uncached. They change rarely (an admin
@@ -74,17 +75,20 @@ def item_for_annotator(user: AbstractBaseUser, item_id: int) -> Item | None:
 def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
     """The item, if this user may judge it: an annotator of its languages (staff rights do not count here), in a
     campaign annotators can see, or one they already judged. One query by primary key, checked in Python: this
-    runs on every submit."""
+    runs on every submit. The Item and its Campaign carry only the fields judging needs."""
     native, reading = annotator_languages(user)
-    item = Item.objects.select_related("campaign").filter(pk=item_id).first()
-    if item is None or not native or item.campaign.status == Campaign.Status.DRAFT:
+    row = sql.item_for_judging(item_id) if native else None
+    if row is None:
         return None
-    eligible = item.response_language_id in native and (
-        item.prompt_language_id in reading or item.pivot_language_id in reading
-    )
-    if eligible or Judgment.objects.filter(item=item, annotator=user).exists():
-        return item
-    return None
+    pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags = row
+    if status == Campaign.Status.DRAFT:
+        return None
+    eligible = response_language in native and (prompt_language in reading or pivot_language in reading)
+    if not eligible and sql.judgment_id(item_id=pk, annotator_id=user.pk) is None:
+        return None
+    campaign = Campaign(id=campaign_id, name=name, status=status, flag_vocabulary=sql.decode_json(flags))
+    return Item(id=pk, campaign=campaign, prompt_language_id=prompt_language, pivot_language_id=pivot_language,
+                response_language_id=response_language)
 
 
 def live_lease(user: AbstractBaseUser, item: Item):

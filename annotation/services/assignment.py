@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F
 from django.utils import timezone
 
+from annotation import sql
 from annotation.models import Campaign, Item, Judgment, Lease, Skip
 from annotation.selectors import annotator_languages
 from crossfeed.errors import Conflict, InvalidInput, NotFound
@@ -42,53 +43,36 @@ def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime
 
 def _lease(campaign: Campaign, annotator, native: list[str], reading: list[str], now: datetime) -> Lease | None:
     expires_at = now + timedelta(minutes=campaign.lease_minutes)
-    current = (
-        Lease.objects.select_related("item")
-        .filter(annotator=annotator, item__campaign=campaign, expires_at__gt=now)
-        .order_by("created_at")
-        .first()
-    )
+    current = sql.live_lease(annotator_id=annotator.pk, campaign_id=campaign.pk, now=now)
     if current is not None:
         # Coming back to the page keeps the same item and gives it a fresh lease period.
-        Lease.objects.filter(pk=current.pk).update(expires_at=expires_at)
-        current.expires_at = expires_at
-        return current
+        sql.extend_lease(current[0], expires_at)
+        return Lease(id=current[0], item_id=current[1], annotator=annotator, created_at=now, expires_at=expires_at)
     for item_id in _candidate_ids(campaign, annotator, native, reading):
-        taken = Item.objects.filter(pk=item_id, judgment_count__lt=F("target") - F("lease_count")).update(
-            lease_count=F("lease_count") + 1
-        )
-        if taken:
-            return Lease.objects.create(item_id=item_id, annotator=annotator, created_at=now, expires_at=expires_at)
+        if sql.take_lease_place(item_id):
+            lease_id = sql.insert_lease(item_id=item_id, annotator_id=annotator.pk, now=now, expires_at=expires_at)
+            return Lease(id=lease_id, item_id=item_id, annotator=annotator, created_at=now, expires_at=expires_at)
     return None
 
 
 def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str]) -> Iterator[int]:
-    """Ids of items this annotator may lease, best first.
+    """Ids of items this annotator may lease, best first (closest to completion, so that finished items and usable
+    pairs appear early; then oldest).
 
     PostgreSQL: first one row with SKIP LOCKED (FOR UPDATE re-checks the room condition on the row it locks, so
     its UPDATE cannot fail). When every open row is locked by someone else (they are leasing or submitting), the
     rows are not full for that: a second pass reads them without locking and lets the conditional UPDATE wait for
     each row's lock and re-check the room. It holds no row lock while it waits, so it cannot deadlock.
     """
-    mine = {"item": OuterRef("pk"), "annotator": annotator}
-    candidates = (
-        Item.objects.filter(campaign=campaign, response_language__in=native)
-        .filter(Q(prompt_language__in=reading) | Q(pivot_language__in=reading))
-        .filter(judgment_count__lt=F("target") - F("lease_count"))
-        .exclude(Exists(Judgment.objects.filter(**mine)))
-        .exclude(Exists(Skip.objects.filter(**mine)))
-        .exclude(Exists(Lease.objects.filter(**mine)))
-        # Closest to completion first, so that finished items (and usable pairs) appear early; then oldest.
-        .order_by("-judgment_count", "id")
-    )
+    query = {"campaign_id": campaign.pk, "annotator_id": annotator.pk, "native": native, "reading": reading}
     if not connection.features.has_select_for_update_skip_locked:
-        yield from candidates.values_list("id", flat=True)[:1]  # SQLite: this transaction is the only writer
+        yield from sql.candidate_ids(**query, limit=1, lock=False)  # SQLite: this transaction is the only writer
         return
-    locked = list(candidates.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)[:1])
+    locked = sql.candidate_ids(**query, limit=1, lock=True)
     yield from locked
     tried = set(locked)
     for _ in range(ROUNDS):
-        fresh = [item_id for item_id in candidates.values_list("id", flat=True)[: CANDIDATES + len(tried)]
+        fresh = [item_id for item_id in sql.candidate_ids(**query, limit=CANDIDATES + len(tried), lock=False)
                  if item_id not in tried]
         if not fresh:
             return
@@ -100,6 +84,8 @@ def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = N
     """Delete expired leases and give their places back to the items; returns how many were reclaimed."""
     now = now or timezone.now()
     with transaction.atomic():
+        if campaign is None and not sql.expired_leases(now, skip_locked=False):
+            return 0  # the common case, answered by one probe of the expires_at index
         expired = Lease.objects.filter(expires_at__lte=now)
         if campaign is not None:
             expired = expired.filter(item__campaign=campaign)

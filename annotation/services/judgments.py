@@ -14,10 +14,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from annotation.models import Item, Judgment, JudgmentSubmission, Lease, Response
+from annotation import sql
+from annotation.models import Item, Judgment
 from annotation.selectors import item_judgeable_by
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
@@ -119,7 +119,7 @@ def judgment_submit(
     item = item_judgeable_by(annotator, item_id)
     if item is None:
         raise NotFound("no such item, or it is not one you can judge")
-    response_ids = list(Response.objects.filter(item_id=item.pk).values_list("id", flat=True))
+    response_ids = sql.response_ids(item.pk)
     clean_ranks, clean_flags, rank_errors = check_ranking(
         response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
     )
@@ -142,56 +142,41 @@ def judgment_submit(
 
 
 def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
-    previous = (
-        JudgmentSubmission.objects.select_related("judgment")
-        .filter(annotator=annotator, idempotency_key=idempotency_key)
-        .first()
-    )
+    previous = sql.submitted(annotator_id=annotator.pk, key=idempotency_key)
     if previous is None:
         return None
-    if previous.judgment.item_id != item_id:
+    if previous[1] != item_id:
         raise InvalidInput("this idempotency key was already used for another item", field="idempotency_key")
-    return SubmitResult(previous.judgment, Outcome.REPLAYED)
+    return SubmitResult(Judgment.objects.get(pk=previous[0]), Outcome.REPLAYED)
 
 
 def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str) -> SubmitResult:
     if connection.features.has_select_for_update:
         # PostgreSQL: submits on one item queue here, so the judgment check below sees the winner's row. (SQLite
         # needs no lock: its IMMEDIATE transaction already excludes every other writer.)
-        list(Item.objects.select_for_update().filter(pk=item.pk).values_list("id", flat=True))
+        sql.lock_item(item.pk)
     now = timezone.now()
-    judgment = Judgment.objects.filter(item=item, annotator=annotator).first()
-    if judgment is not None:
-        Judgment.objects.filter(pk=judgment.pk).update(
-            **fields, seconds_spent=seconds_spent, revision=F("revision") + 1, updated_at=now
-        )
-        judgment.refresh_from_db()
+    existing = sql.judgment_id(item_id=item.pk, annotator_id=annotator.pk)
+    if existing is not None:
+        sql.revise_judgment(existing, fields=fields, seconds_spent=seconds_spent, now=now)
+        judgment = Judgment.objects.get(pk=existing)
         outcome = Outcome.REVISED
     else:
         _take_place(item, annotator)
-        judgment = Judgment.objects.create(
-            item=item, annotator=annotator, seconds_spent=seconds_spent, created_at=now, updated_at=now, **fields
-        )
+        new_id = sql.insert_judgment(item_id=item.pk, annotator_id=annotator.pk, fields=fields,
+                                     seconds_spent=seconds_spent, now=now)
+        judgment = Judgment(id=new_id, item=item, annotator=annotator, seconds_spent=seconds_spent, revision=1,
+                            created_at=now, updated_at=now, **fields)
         outcome = Outcome.CREATED
-    JudgmentSubmission.objects.create(
-        judgment=judgment, annotator=annotator, idempotency_key=idempotency_key, created_at=now, **fields
-    )
+    sql.insert_submission(judgment=judgment.pk, annotator_id=annotator.pk, key=idempotency_key, fields=fields,
+                          now=now)
     return SubmitResult(judgment, outcome)
 
 
 def _take_place(item: Item, annotator) -> None:
     """Turn the annotator's lease into a judgment, or take a free place; 409 when the item filled up meanwhile."""
-    held, _ = Lease.objects.filter(item=item, annotator=annotator).delete()
-    if held:
-        # Our lease already held one of the k places, so this cannot overshoot.
-        taken = Item.objects.filter(pk=item.pk).update(
-            judgment_count=F("judgment_count") + 1, lease_count=F("lease_count") - 1
-        )
-    else:
-        taken = Item.objects.filter(pk=item.pk, judgment_count__lt=F("target") - F("lease_count")).update(
-            judgment_count=F("judgment_count") + 1
-        )
-    if not taken:
+    held = sql.delete_lease(item_id=item.pk, annotator_id=annotator.pk)
+    if not sql.take_judgment_place(item.pk, held_lease=bool(held)):
         raise Conflict(
             "this item received all the judgments it needed while you were working on it (your lease had "
             "expired); your ranking was not stored — please continue with the next item"
