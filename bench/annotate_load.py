@@ -83,7 +83,7 @@ class Tally:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def annotator(port: int, campaign: int, token: str, deadline: float, tally: Tally) -> None:
+async def annotator(port: int, campaign: int, token: str, deadline: float, tally: Tally, think: float) -> None:
     connection = Connection(port)
     auth = {"Authorization": f"Token {token}"}
     rng = random.Random(token)
@@ -112,6 +112,8 @@ async def annotator(port: int, campaign: int, token: str, deadline: float, tally
                 tally.submits += 1
             else:
                 tally.error(f"submit {status}")
+            if think:
+                await asyncio.sleep(rng.uniform(0, 2 * think))  # reading and ranking the next item
     except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
         tally.error(type(exc).__name__)
     finally:
@@ -133,14 +135,15 @@ async def floor_client(port: int, deadline: float, tally: Tally) -> None:
         await connection.close()
 
 
-async def load(port: int, campaign: int, tokens: list[str], seconds: float, floor: bool) -> tuple[Tally, float]:
+async def load(port: int, campaign: int, tokens: list[str], seconds: float, floor: bool,
+               think: float = 0.0) -> tuple[Tally, float]:
     tally = Tally()
     start = time.monotonic()
     deadline = start + seconds
     if floor:
         await asyncio.gather(*(floor_client(port, deadline, tally) for _ in tokens))
     else:
-        await asyncio.gather(*(annotator(port, campaign, token, deadline, tally) for token in tokens))
+        await asyncio.gather(*(annotator(port, campaign, token, deadline, tally, think) for token in tokens))
     return tally, time.monotonic() - start
 
 
@@ -166,7 +169,8 @@ def gunicorn(env: dict[str, str], port: int):
     """gunicorn with the flags bin/serve uses (`make run`), on 127.0.0.1."""
     cores = os.cpu_count() or 2
     command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(cores * 2 + 1), "--threads", "4", "--worker-class", "gthread", "--timeout", "60",
+               "--workers", env.get("WEB_WORKERS", str(cores * 2 + 1)),
+               "--threads", env.get("WEB_THREADS", "4"), "--worker-class", "gthread", "--timeout", "60",
                "--log-level", "warning", "--backlog", "2048"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
@@ -294,13 +298,15 @@ def run_database(name: str, database_url: str | None, args) -> None:
         total_submits = 0
         with gunicorn(env, port):
             for level in levels:
-                tally, elapsed = asyncio.run(load(port, campaign, tokens[:level], args.seconds, floor=False))
+                tally, elapsed = asyncio.run(load(port, campaign, tokens[:level], args.seconds, floor=False,
+                                                  think=args.think_seconds))
                 floor, floor_elapsed = asyncio.run(load(port, campaign, tokens[:level], args.seconds, floor=True))
                 total_submits += tally.submits
                 rate = tally.submits / elapsed
                 floor_rate = len(floor.latency["floor"]) / floor_elapsed / 2  # one iteration = two calls
                 print(json.dumps({
                     "bench": "annotate_load", "database": name, "annotators": level, "seconds": round(elapsed, 1),
+                    "think_seconds": args.think_seconds,
                     "submits_per_s": round(rate, 1), "next": percentiles(tally.latency["next"]),
                     "submit": percentiles(tally.latency["submit"]), "errors": tally.errors,
                     "annotators_out_of_items": tally.exhausted,
@@ -318,6 +324,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--think-seconds", type=float, default=0.0,
+                        help="mean pause between items per annotator (0: as fast as the server answers)")
     args = parser.parse_args()
     databases = args.databases.split(",")
     if "sqlite" in databases:
