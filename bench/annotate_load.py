@@ -171,7 +171,9 @@ def gunicorn(env: dict[str, str], port: int):
     command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}",
                "--workers", env.get("WEB_WORKERS", str(cores * 2 + 1)),
                "--threads", env.get("WEB_THREADS", "4"), "--worker-class", "gthread", "--timeout", "60",
-               "--log-level", "warning", "--backlog", "2048"]
+               "--log-level", "warning", "--backlog", "2048", "--preload"]
+    if env.get("GUNICORN_ACCESS_LOG"):  # for diagnosis: each request's path, status and seconds
+        command += ["--access-logfile", env["GUNICORN_ACCESS_LOG"], "--access-logformat", '%(r)s %(s)s %(L)s %(t)s']
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
