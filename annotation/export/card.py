@@ -4,6 +4,7 @@ timestamp or user, so a re-export of the same judgments gives the same card."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 PAIR_RULES = {
     "all": "every pair of responses on which the annotators' votes have a strict majority",
@@ -21,9 +22,9 @@ def dataset_card(
     campaign: str,
     kind: str,
     file_format: str,
-    filters: Mapping[str, object],
-    files: Sequence[Mapping[str, object]],
-    language_pairs: Sequence[Mapping[str, object]],
+    filters: Mapping[str, Any],
+    files: Sequence[Mapping[str, Any]],
+    language_pairs: Sequence[Mapping[str, Any]],
     agreement: float | None,
 ) -> str:
     languages = sorted({str(row["prompt_language"]) for row in language_pairs}

@@ -192,14 +192,15 @@ def _win_matrix(ids: list[int], judgments: Iterable[ItemJudgment]) -> list[list[
         n_ranked = n - rank.count(None)
         if n_ranked != len(ranks):
             _raise_unknown_ids(ids, judgment)
-        pairs = all_pairs
+        pairs: Sequence[tuple[int, int]] = all_pairs
         if n_ranked < n:
             pairs = [(a, b) for a, b in all_pairs if rank[a] is not None and rank[b] is not None]
         for a, b in pairs:
             rank_a, rank_b = rank[a], rank[b]
-            if rank_a < rank_b:
+            # Both are ranks here (the pairs with an unranked side were filtered out above); no cast in this loop.
+            if rank_a < rank_b:  # type: ignore[operator]
                 wins[a][b] += 1
-            elif rank_b < rank_a:
+            elif rank_b < rank_a:  # type: ignore[operator]
                 wins[b][a] += 1
     return wins
 

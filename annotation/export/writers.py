@@ -62,9 +62,10 @@ def encode_rows(rows: list[dict]) -> list[str]:
             if isinstance(value, str):
                 text = _encode_string(value)
             elif isinstance(value, list):
-                text = encoded.get(id(value))
-                if text is None:
-                    text = encoded[id(value)] = json.dumps(value, ensure_ascii=False)
+                cached = encoded.get(id(value))
+                if cached is None:
+                    cached = encoded[id(value)] = json.dumps(value, ensure_ascii=False)
+                text = cached
             else:
                 text = json.dumps(value)
             parts.append(f'"{key}": {text}')

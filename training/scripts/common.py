@@ -353,7 +353,9 @@ def finish_run(trainer: Any, *, kind: str, config: RunConfig, hashes: dict[str, 
         metrics["eval"] = trainer.evaluate()
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
-        last_log = next((entry for entry in reversed(trainer.state.log_history) if "loss" in entry), {})
+        last_log: dict[str, Any] = next(
+            (entry for entry in reversed(trainer.state.log_history) if "loss" in entry), {}
+        )
         metrics["last_log"] = last_log
         save_run_metadata(adapter_dir, config=config, hashes=hashes)
         extra = {**extra, "global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
