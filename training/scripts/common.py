@@ -363,3 +363,23 @@ def finish_run(trainer: Any, *, kind: str, config: RunConfig, hashes: dict[str, 
         write_manifest(config.output_dir, kind=kind, config=config, adapter_dir=adapter_dir, hashes=hashes,
                        metrics=metrics, extra=extra)
     return adapter_dir
+
+
+def train_and_finish(trainer: Any, metrics_callback: MetricsCallback, *, kind: str, config: RunConfig,
+                     hashes: dict[str, dict[str, str]], extra: dict[str, Any]) -> int:
+    """Train (resuming when asked), then either stop at a cancel (checkpoint only) or save adapter + manifest.
+
+    Returns the script's exit code: 0 finished, EXIT_CANCELLED when the launcher asked it to stop.
+    """
+    resume = resolve_resume_checkpoint(config)
+    result = trainer.train(resume_from_checkpoint=resume)
+    if metrics_callback.cancelled:
+        trainer.accelerator.print("Cancelled: checkpoint written, no adapter or manifest.")
+        end_trainer(trainer)
+        return EXIT_CANCELLED
+    finish_run(trainer, kind=kind, config=config, hashes=hashes, train_metrics=result.metrics,
+               extra={"resumed_from": resume, **extra})
+    trainer.accelerator.print(f"Adapter saved to {config.output_dir}/adapter; manifest written.")
+    end_trainer(trainer)
+    return 0
+

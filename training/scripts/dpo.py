@@ -37,20 +37,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from training.scripts.common import (  # noqa: E402
-    EXIT_CANCELLED,
     CheckpointMetadataCallback,
     ConfigError,
     DPORunConfig,
     MetricsCallback,
     dataset_hashes,
-    end_trainer,
-    finish_run,
     load_base_model,
     load_rows,
     load_tokenizer,
     lora_config,
-    resolve_resume_checkpoint,
     run_script,
+    train_and_finish,
     trainer_arguments,
 )
 
@@ -111,17 +108,8 @@ def main(config: DPORunConfig) -> int:
     with trainer.accelerator.main_process_first():  # the main process fills the datasets cache, the others read it
         trainer.train_dataset = truncate_prompts(trainer.train_dataset, config.max_prompt_length)
         trainer.eval_dataset = truncate_prompts(trainer.eval_dataset, config.max_prompt_length)
-    resume = resolve_resume_checkpoint(config)
-    result = trainer.train(resume_from_checkpoint=resume)
-    if metrics_callback.cancelled:
-        trainer.accelerator.print("Cancelled: checkpoint written, no adapter or manifest.")
-        end_trainer(trainer)
-        return EXIT_CANCELLED
-    finish_run(trainer, kind="dpo", config=config, hashes=hashes, train_metrics=result.metrics,
-               extra={"resumed_from": resume, "train_rows": len(train_pairs), "sft_adapter": config.adapter_path})
-    trainer.accelerator.print(f"Adapter saved to {config.output_dir}/adapter; manifest written.")
-    end_trainer(trainer)
-    return 0
+    return train_and_finish(trainer, metrics_callback, kind="dpo", config=config, hashes=hashes,
+                            extra={"train_rows": len(train_pairs), "sft_adapter": config.adapter_path})
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -31,19 +31,16 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from training.scripts.common import (  # noqa: E402
-    EXIT_CANCELLED,
     CheckpointMetadataCallback,
     MetricsCallback,
     SFTRunConfig,
     dataset_hashes,
-    end_trainer,
-    finish_run,
     load_base_model,
     load_rows,
     load_tokenizer,
     lora_config,
-    resolve_resume_checkpoint,
     run_script,
+    train_and_finish,
     trainer_arguments,
 )
 
@@ -69,17 +66,8 @@ def main(config: SFTRunConfig) -> int:
         peft_config=lora_config(config),
         callbacks=[metrics_callback, CheckpointMetadataCallback(config, hashes)],
     )
-    resume = resolve_resume_checkpoint(config)
-    result = trainer.train(resume_from_checkpoint=resume)
-    if metrics_callback.cancelled:
-        trainer.accelerator.print("Cancelled: checkpoint written, no adapter or manifest.")
-        end_trainer(trainer)
-        return EXIT_CANCELLED
-    finish_run(trainer, kind="sft", config=config, hashes=hashes, train_metrics=result.metrics,
-               extra={"resumed_from": resume, "train_rows": len(train_rows)})
-    trainer.accelerator.print(f"Adapter saved to {config.output_dir}/adapter; manifest written.")
-    end_trainer(trainer)
-    return 0
+    return train_and_finish(trainer, metrics_callback, kind="sft", config=config, hashes=hashes,
+                            extra={"train_rows": len(train_rows)})
 
 
 def make_parser() -> argparse.ArgumentParser:
