@@ -247,7 +247,17 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", _("cancelled")
 
 
-class Export(models.Model):
+class BackgroundJob:
+    """What every background-job model (export, training run, evaluation run) has: a JobStatus `status`."""
+
+    status: str
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+class Export(BackgroundJob, models.Model):
     """An immutable dataset snapshot: the filters, the judgments as of `cutoff`, the files and their hashes.
 
     Files are written into a private folder and published (renamed into place) only when complete, so a killed
@@ -305,7 +315,3 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.campaign} ({self.get_status_display()})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import JobStatus
+from annotation.models import BackgroundJob, JobStatus
 from training.models import BaseModel, ModelVersion, TrainingRun
 
 # Metrics where a lower value is better; every other metric is higher-is-better, except those in NEUTRAL_METRICS.
@@ -37,7 +37,7 @@ class BenchmarkSource(models.Model):
         return f"{self.name}: {self.path}"
 
 
-class EvaluationRun(models.Model):
+class EvaluationRun(BackgroundJob, models.Model):
     class Trigger(models.TextChoices):
         MANUAL = "manual", _("started by an admin")
         AFTER_TRAINING = "after_training", _("after a training run")
@@ -87,10 +87,6 @@ class EvaluationRun(models.Model):
     def model_label(self) -> str:
         """The name responses carry in annotation items: the version's name, or the base model's."""
         return self.model_version.name if self.model_version_id else self.base_model.name
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
     @property
     def percent(self) -> float:

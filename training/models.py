@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Export, JobStatus
+from annotation.models import BackgroundJob, Export, JobStatus
 
 
 class BaseModel(models.Model):
@@ -29,7 +29,7 @@ class BaseModel(models.Model):
         return self.name
 
 
-class TrainingRun(models.Model):
+class TrainingRun(BackgroundJob, models.Model):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT"
         DPO = "dpo", "DPO"
@@ -81,10 +81,6 @@ class TrainingRun(models.Model):
     @property
     def stages(self) -> list[str]:
         return ["sft", "dpo"] if self.kind == self.Kind.SFT_DPO else [self.kind]
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
     @property
     def percent(self) -> float:

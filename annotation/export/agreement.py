@@ -241,11 +241,6 @@ def _index_pairs(n: int) -> tuple[tuple[int, int], ...]:
     return tuple((p, q) for p in range(n) for q in range(p + 1, n))
 
 
-def _net_scores(ranks: Mapping[int, int]) -> dict[int, int]:
-    """Per response: responses this judgment ranked worse minus those ranked better (Borda up to a constant)."""
-    return dict(zip(ranks, _net_values(tuple(ranks.values())), strict=True))
-
-
 @lru_cache(maxsize=65_536)
 def _net_values(rank_values: tuple[int, ...]) -> tuple[int, ...]:
     # worse - better = (n - bisect_right) - bisect_left in the sorted ranks.

@@ -278,8 +278,10 @@ def _export_items(export: Export) -> Iterator[list[ExportItem]]:
         if not rows:
             return
         first, last = rows[0][0], rows[-1][0]
-        responses = _responses_between(first, last)
-        judgments = _judgments_between(first, last, export.cutoff)
+        # A range of ids, so that the index on item_id is scanned in order; the campaign filter keeps out the rows
+        # of other campaigns' items whose ids fall inside the range (campaigns imported at the same time).
+        responses = _responses_between(export.campaign_id, first, last)
+        judgments = _judgments_between(export.campaign_id, first, last, export.cutoff)
         yield [
             ExportItem(external_id, prompt_text, prompt_language, pivot_text, response_language,
                        responses.get(item_id, {}), judgments.get(item_id, []))
@@ -289,9 +291,9 @@ def _export_items(export: Export) -> Iterator[list[ExportItem]]:
         after = last
 
 
-def _responses_between(first: int, last: int) -> dict[int, dict[int, tuple[str, str]]]:
+def _responses_between(campaign_id: int, first: int, last: int) -> dict[int, dict[int, tuple[str, str]]]:
     found: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
-    rows = Response.objects.filter(item_id__gte=first, item_id__lte=last).values_list(
+    rows = Response.objects.filter(item_id__gte=first, item_id__lte=last, item__campaign_id=campaign_id).values_list(
         "item_id", "id", "text", "model_name"
     )
     for item_id, response_id, text, model in rows:
@@ -299,9 +301,10 @@ def _responses_between(first: int, last: int) -> dict[int, dict[int, tuple[str, 
     return found
 
 
-def _judgments_between(first: int, last: int, cutoff: datetime) -> dict[int, list[ItemJudgment]]:
+def _judgments_between(campaign_id: int, first: int, last: int, cutoff: datetime) -> dict[int, list[ItemJudgment]]:
     rows = (
-        Judgment.objects.filter(item_id__gte=first, item_id__lte=last, created_at__lte=cutoff)
+        Judgment.objects.filter(item_id__gte=first, item_id__lte=last, item__campaign_id=campaign_id,
+                                created_at__lte=cutoff)
         .order_by("item_id", "annotator_id")
         .values_list("id", "item_id", "annotator_id", "ranks", "flags", "updated_at")
     )

@@ -8,7 +8,6 @@ keep working during an import; only the short store pass takes the lock.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -204,8 +203,3 @@ def _responses(item: Item, record: ItemRecord) -> list[Response]:
         Response(item=item, position=index, text=resp.text, language_id=resp.language, model_name=resp.model)
         for index, resp in enumerate(record.responses)
     ]
-
-
-def items_import_text(*, campaign: Campaign, text: str) -> ImportResult:
-    """Import from a JSONL string (tests, small API bodies)."""
-    return items_import(campaign=campaign, source=io.BytesIO(text.encode("utf-8")))
