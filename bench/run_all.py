@@ -24,7 +24,16 @@ BENCHES = {
     "size": ("size_bench.py", [], ["--items", "10000"]),
     "training": ("training_bench.py", [], []),
     "evaluation": ("evaluation_bench.py", [], []),
+    "gpu_pipeline": ("gpu_pipeline_check.py", [], []),
+    "gpu_training": ("gpu_training_bench.py", [], ["--steps", "8"]),
 }
+NEEDS_CUDA = {"gpu_pipeline", "gpu_training"}
+
+
+def cuda_available() -> bool:
+    code = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    return probe.returncode == 0
 
 
 def row(line: dict) -> tuple[str, str, str, str, str] | None:
@@ -49,6 +58,14 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
     if kind == "page_weight":
         return ("annotation page 8 x 20,000 chars", f"{line['partial_kib']} KiB HTML, {line['render_ms']} ms",
                 f"text {line['text_utf8_kib']} KiB", f"{line['overhead_ratio']}x", "-")
+    if kind == "gpu_pipeline":
+        return (f"GPU pipeline {line['stage']} (accelerate single_gpu)",
+                f"exit {line['exit_code']}, {line['manifest_status']}, {line['precision']}, liger "
+                f"{line['liger_kernel']}, loss {line['first_loss']} -> {line['last_loss']}", "", "", "succeeded")
+    if kind == "gpu_training" and "note" not in line:
+        return (f"GPU {line['kind']}{' + Liger' if line['liger'] else ''} {line['batch_size']}x{line['seq_len']}",
+                f"{line['tokens_per_s']:,} tokens/s, {line['model_tflops_per_s']} TFLOP/s on {line['device']}",
+                "peak bf16 of the card", f"MFU {line['mfu']}", "-")
     if kind is not None:
         figure = ", ".join(f"{k}={v}" for k, v in line.items() if k not in {"bench", "target"})
         return (kind, figure[:110], "", str(line.get("ratio", "")), str(line.get("target", "")))
@@ -65,11 +82,16 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     record = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     rows = []
+    has_cuda = cuda_available() if NEEDS_CUDA & set(chosen) else False
     with record.open("w", encoding="utf-8") as log:
         for name in chosen:
             script, full, quick = BENCHES[name]
             if not (ROOT / "bench" / script).is_file():
                 rows.append((name, "not present", "", "", ""))
+                continue
+            if name in NEEDS_CUDA and not has_cuda:
+                rows.append((name, "skipped: no CUDA GPU on this host (figures from an H200: docs/benchmarks.md)",
+                             "", "", ""))
                 continue
             command = [sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else full)]
             print(f"== {name}: {' '.join(command[1:])}", flush=True)

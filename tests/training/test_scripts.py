@@ -29,7 +29,7 @@ TEXTS = [
     "Explain why the sky is blue.",
 ]
 MANIFEST_KEYS = {"kind", "status", "adapter_path", "base_model", "config", "datasets", "code_version", "libraries",
-                 "metrics", "finished_at", "global_step", "world_size"}
+                 "metrics", "finished_at", "global_step", "world_size", "precision", "liger_kernel"}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

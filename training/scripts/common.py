@@ -359,7 +359,8 @@ def finish_run(trainer: Any, *, kind: str, config: RunConfig, hashes: dict[str, 
         metrics["last_log"] = last_log
         save_run_metadata(adapter_dir, config=config, hashes=hashes)
         extra = {**extra, "global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
-                 "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
+                 "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+                 "liger_kernel": bool(getattr(trainer.args, "use_liger_kernel", False))}
         write_manifest(config.output_dir, kind=kind, config=config, adapter_dir=adapter_dir, hashes=hashes,
                        metrics=metrics, extra=extra)
     return adapter_dir
