@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+import crossfeed.converters  # noqa: F401 - registers <id:…>
 from annotation.models import (
     AnnotatorProfile,
     Campaign,
@@ -136,10 +137,10 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         own = [
-            path("<int:campaign_id>/import/", view(self.import_view), name="annotation_campaign_import"),
-            path("<int:campaign_id>/stats/", view(self.stats_view), name="annotation_campaign_stats"),
-            path("<int:campaign_id>/export/", view(self.export_view), name="annotation_campaign_export"),
-            path("<int:campaign_id>/quality/", view(self.quality_view), name="annotation_campaign_quality"),
+            path("<id:campaign_id>/import/", view(self.import_view), name="annotation_campaign_import"),
+            path("<id:campaign_id>/stats/", view(self.stats_view), name="annotation_campaign_stats"),
+            path("<id:campaign_id>/export/", view(self.export_view), name="annotation_campaign_export"),
+            path("<id:campaign_id>/quality/", view(self.quality_view), name="annotation_campaign_quality"),
         ]
         return own + super().get_urls()
 

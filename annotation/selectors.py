@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
+from django.http import Http404
 
 from annotation import sql
 from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response
@@ -155,6 +156,28 @@ def language_pair_rows(campaign: Campaign) -> list[dict]:
 
 def item_with_responses(item_id: int) -> Item:
     return Item.objects.prefetch_related("responses").get(pk=item_id)
+
+
+def item_and_responses(item_id: int) -> tuple[Item, list[Response]]:
+    """The item and its responses, for the next-item payload: two primary-key reads, no ORM query building (this
+    runs on every `next`). The instances carry only the fields the payload shows."""
+    found = sql.item_with_responses(item_id)
+    if found is None:
+        raise Item.DoesNotExist(f"item {item_id} does not exist")
+    (pk, campaign_id, prompt_text, prompt_language, pivot_text, pivot_language), rows = found
+    item = Item(id=pk, campaign_id=campaign_id, prompt_text=prompt_text, prompt_language_id=prompt_language,
+                pivot_text=pivot_text, pivot_language_id=pivot_language)
+    return item, [Response(id=rid, item_id=pk, text=text, language_id=language) for rid, text, language in rows]
+
+
+def campaign_for_leasing(user: AbstractBaseUser, campaign_id: int) -> Campaign:
+    """The campaign, if the user can see it (campaigns_visible_to), with the fields lease_next needs; else 404.
+    One primary-key read: this runs on every `next`."""
+    row = sql.campaign_for_leasing(campaign_id)
+    if row is None or not user.is_authenticated or (row[2] == Campaign.Status.DRAFT and not user.is_staff):
+        raise Http404("No Campaign matches the given query.")
+    pk, name, status, lease_minutes = row
+    return Campaign(id=pk, name=name, status=status, lease_minutes=lease_minutes)
 
 
 def judgments_by_item(campaign: Campaign):

@@ -98,8 +98,9 @@ class NextSerializer(serializers.Serializer):
     item = ItemOutSerializer()
 
 
-def item_payload(item: Item, annotator_id: int, lease: Lease | None) -> dict:
-    responses = {response.id: response for response in item.responses.all()}
+def item_payload(item: Item, annotator_id: int, lease: Lease | None, responses: list | None = None) -> dict:
+    """The item as an annotator sees it; `responses` when the caller already has them (else item.responses)."""
+    responses = {response.id: response for response in (item.responses.all() if responses is None else responses)}
     payload = {
         "id": item.id,
         "campaign": item.campaign_id,

@@ -184,3 +184,25 @@ def item_for_judging(item_id: int) -> tuple | None:
 def decode_json(value: Any) -> Any:
     """JSON columns come back as text from a raw cursor on both engines (Django registers no jsonb loader)."""
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def campaign_for_leasing(campaign_id: int) -> tuple | None:
+    """(id, name, status, lease_minutes) of a campaign: what handing out an item needs."""
+    rows = fetch_all(f"SELECT id, name, status, lease_minutes FROM {_table(Campaign)} WHERE id = %s", [campaign_id])
+    return rows[0] if rows else None
+
+
+def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
+    """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language)."""
+    items = fetch_all(
+        f"SELECT id, campaign_id, prompt_text, prompt_language_id, pivot_text, pivot_language_id "
+        f"FROM {_table(Item)} WHERE id = %s",
+        [item_id],
+    )
+    if not items:
+        return None
+    responses = fetch_all(
+        f"SELECT id, text, language_id FROM {_table(Response)} WHERE item_id = %s ORDER BY id", [item_id]
+    )
+    return items[0], responses
+

@@ -166,12 +166,9 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(env: dict[str, str], port: int):
-    """gunicorn with the flags bin/serve uses (`make run`), on 127.0.0.1."""
-    cores = os.cpu_count() or 2
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", env.get("WEB_WORKERS", str(cores * 2 + 1)),
-               "--threads", env.get("WEB_THREADS", "4"), "--worker-class", "gthread", "--timeout", "60",
-               "--log-level", "warning", "--backlog", "2048", "--preload"]
+    """gunicorn as bin/serve (`make run`) starts it: the same config file, on 127.0.0.1."""
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "crossfeed" / "gunicorn_conf.py"),
+               "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if env.get("GUNICORN_ACCESS_LOG"):  # for diagnosis: each request's path, status and seconds
         command += ["--access-logfile", env["GUNICORN_ACCESS_LOG"], "--access-logformat", '%(r)s %(s)s %(L)s %(t)s']
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)

@@ -84,16 +84,22 @@ def _database_config() -> dict:
     if url:
         config = dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
         if config["ENGINE"] == "django.db.backends.sqlite3":
+            config["ENGINE"] = _sqlite_engine()
             config["OPTIONS"] = _sqlite_options()
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": _sqlite_engine(),
         "NAME": VAR_DIR / "crossfeed.sqlite3",
         "OPTIONS": _sqlite_options(),
         # A file, not Django's default in-memory test database: the concurrency tests use several connections.
         "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
     }
+
+
+def _sqlite_engine() -> str:
+    # Django's SQLite backend plus a fair cross-process write lock (crossfeed/db/sqlite3/base.py explains why).
+    return "crossfeed.db.sqlite3" if envbool("SQLITE_WRITE_LOCK", True) else "django.db.backends.sqlite3"
 
 
 def _sqlite_options() -> dict:

@@ -1,7 +1,7 @@
 """Faults a deployment meets: the web server killed mid-load, a client retrying after a lost answer, the task
 worker killed mid-export, and the SQLite database locked by another writer.
 
-Each test runs the real processes (gunicorn started with bin/serve's flags, `manage.py db_worker`) against a file
+Each test runs the real processes (gunicorn started with bin/serve's config file, `manage.py db_worker`) against a file
 SQLite database of its own, on 127.0.0.1 only, with a few clients: the machine that runs the suite has two cores.
 """
 
@@ -52,10 +52,10 @@ def server_env(var_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
-    """gunicorn with bin/serve's flags, in a process group of its own so that one signal reaches every worker."""
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(WEB_WORKERS), "--threads", "4", "--worker-class", "gthread", "--timeout", "60",
-               "--graceful-timeout", "20", "--log-level", "warning"]
+    """gunicorn with bin/serve's config file, in a process group of its own so that one signal reaches every worker."""
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "crossfeed" / "gunicorn_conf.py"),
+               "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS),
+               "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

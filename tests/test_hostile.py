@@ -252,6 +252,19 @@ def test_it_shows_hostile_text_as_text_to_the_annotator(hostile, page_as):
     assert dialogs == []
 
 
+@pytest.mark.parametrize("path", [
+    "/api/v1/items/251826267800093425523490816/judgments/",  # found by schemathesis: a 500 (SQLite OverflowError)
+    "/api/v1/items/9223372036854775808/",
+    "/api/v1/campaigns/99999999999999999999/next/",
+    "/items/99999999999999999999/revise/",
+])
+def test_ids_past_64_bits_are_not_found_rather_than_a_server_error(path, annotator, campaign, api):
+    client = api(annotator)
+    body = {"ranks": {"1": 1}, "idempotency_key": new_key()}
+    response = client.post(path, body, format="json") if path.endswith("judgments/") else client.get(path)
+    assert response.status_code == 404, (path, response.status_code)
+
+
 @pytest.mark.e2e
 def test_it_shows_hostile_text_as_text_to_the_admin(hostile, admin_user, page_as):
     campaign, person = hostile["campaign"], hostile["person"]

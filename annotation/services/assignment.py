@@ -83,9 +83,9 @@ def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: li
 def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = None) -> int:
     """Delete expired leases and give their places back to the items; returns how many were reclaimed."""
     now = now or timezone.now()
+    if campaign is None and not sql.expired_leases(now, skip_locked=False):
+        return 0  # the common case, answered by one probe of the expires_at index (and no savepoint)
     with transaction.atomic():
-        if campaign is None and not sql.expired_leases(now, skip_locked=False):
-            return 0  # the common case, answered by one probe of the expires_at index
         expired = Lease.objects.filter(expires_at__lte=now)
         if campaign is not None:
             expired = expired.filter(item__campaign=campaign)
