@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = {
     # name: (script, full arguments, quick arguments)
     "annotate_load": ("annotate_load.py", [], ["--concurrency", "16,64", "--seconds", "8", "--items", "4000"]),
+    "request_cost": ("request_cost.py", [], ["--rounds", "200"]),
     "export": ("export_bench.py", ["--postgres"], ["--items", "20000"]),
     "size": ("size_bench.py", [], ["--items", "10000"]),
     "training": ("training_bench.py", [], []),
@@ -46,6 +47,9 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
                 f"integrity {'ok' if line['integrity']['ok'] else 'VIOLATED'}",
                 f"floor {line['floor_iterations_per_s']} it/s", f"{line['fraction_of_floor']} of floor",
                 "C=64 SQLite: >= 0.5, p99 <= 250 ms")
+    if kind == "request_cost":
+        return ("CPU per annotator round (next + submit), in process", f"{line['round_cpu_ms']} ms",
+                f"floor view x2: {line['floor_two_calls_cpu_ms']} ms", f"{line['ratio']}x", "-")
     if kind == "export":
         return (f"export {line['database']} {line['format']} {line['judgments']:,} judgments",
                 f"{line['seconds']} s, {line['peak_rss_mib']} MiB peak, {line['rows']:,} rows",

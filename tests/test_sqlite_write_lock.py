@@ -102,3 +102,19 @@ def test_atomic_holds_the_lock_until_commit_or_rollback():
         Language.objects.filter(code="sw").update(name="Swahili")
         1 / 0  # noqa: B018
     assert connection._write_lock is None and not held.threads.locked()
+
+
+def test_a_writer_behind_a_long_transaction_gives_up_after_the_timeout_and_leaves_no_lock_behind(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    child = hold_in_child(database, hold=1.5)
+    lock = WriteLock.for_database(str(database))
+    start = time.monotonic()
+    with pytest.raises(OperationalError, match="database is locked"):
+        lock.acquire(timeout=0.4)
+    assert 0.3 < time.monotonic() - start < 1.2
+    child.wait(timeout=10)
+    time.sleep(0.2)  # the abandoned waiter takes the freed lock and lets go of it at once
+    other = hold_in_child(database, hold=0)  # another process gets it: nothing of ours still holds it
+    other.wait(timeout=10)
+    lock.acquire(timeout=1)
+    lock.release()

@@ -5,11 +5,13 @@ tries again, sleeping longer each time (1, 2, 5, 10 … 100 ms), so under load a
 over and over and wait hundreds of milliseconds while newcomers walk in: the p99 of a busy server is made of them.
 Here every transaction (`atomic`, which the SQLite backend starts with BEGIN IMMEDIATE) first takes:
 
-1. a per-process `threading.Lock`, waited on with the busy timeout (so a stuck writer still ends in "database is
-   locked", which crossfeed/busy.py turns into 503 + Retry-After rather than a hang), then
+1. a per-process `threading.Lock`, then
 2. an exclusive `flock` on `<database>-writelock` beside the database file, shared by every process that opens
    the database through this backend (gunicorn workers, the task worker, management commands). The kernel wakes a
    waiter the moment the holder commits, and releases the lock by itself if the holder's process dies.
+
+Both waits end with the busy timeout (`SQLITE_BUSY_TIMEOUT`): a writer stuck behind a long or hung transaction still
+gets "database is locked", which crossfeed/busy.py turns into 503 + Retry-After, rather than waiting forever.
 
 Both are released when the transaction commits or rolls back, or the connection closes. Statements outside a
 transaction (autocommit) do not take the lock; they and other programs that write the file are still covered by
@@ -21,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from pathlib import Path
 
 from django.db.backends.sqlite3 import base
@@ -38,20 +41,66 @@ class WriteLock:
         self.threads = threading.Lock()
         # Opened in this process (never inherited across fork): an flock belongs to the open file description,
         # which forked children would share with their parent.
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = self._open()
+        self.held_fd: int | None = None
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def acquire(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         if not self.threads.acquire(timeout=timeout):
-            raise OperationalError(f"database is locked (no write lock on {self.path} within {timeout:g} s)")
+            raise self._locked(timeout)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)  # the holder is another process's short transaction
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.held_fd = self.fd
+            except BlockingIOError:
+                self.held_fd = self._wait(deadline - time.monotonic())
+                if self.held_fd is None:
+                    raise self._locked(timeout) from None
         except BaseException:
             self.threads.release()
             raise
 
+    def _wait(self, seconds: float) -> int | None:
+        """Block on the flock until it is free (the kernel wakes us at once) or `seconds` pass; the lock's fd, or
+        None. flock itself cannot time out, so a helper thread blocks on a descriptor of its own; if we stop
+        waiting first, it lets go of the lock as soon as it gets it."""
+        fd = self._open()
+        got = threading.Event()
+        state = {"abandoned": False}
+        guard = threading.Lock()
+
+        def block() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with guard:
+                if state["abandoned"]:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                    return
+                got.set()
+
+        threading.Thread(target=block, name="sqlite-write-lock-wait", daemon=True).start()
+        if got.wait(max(seconds, 0.0)):
+            return fd
+        with guard:
+            if got.is_set():
+                return fd
+            state["abandoned"] = True
+        return None
+
+    def _locked(self, timeout: float) -> OperationalError:
+        # The words SQLite uses, so that crossfeed/busy.py answers 503 + Retry-After as for a busy database.
+        return OperationalError(f"database is locked (no write lock on {self.path} within {timeout:g} s)")
+
     def release(self) -> None:
+        fd, self.held_fd = self.held_fd, None
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if fd != self.fd:
+                    os.close(fd)
         finally:
             self.threads.release()
 
