@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -158,16 +160,29 @@ def item_with_responses(item_id: int) -> Item:
     return Item.objects.prefetch_related("responses").get(pk=item_id)
 
 
-def item_and_responses(item_id: int) -> tuple[Item, list[Response]]:
-    """The item and its responses, for the next-item payload: two primary-key reads, no ORM query building (this
-    runs on every `next`). The instances carry only the fields the payload shows."""
+class ItemRow(NamedTuple):
+    id: int
+    campaign_id: int
+    prompt_text: str
+    prompt_language_id: str
+    pivot_text: str
+    pivot_language_id: str | None
+
+
+class ResponseRow(NamedTuple):
+    id: int
+    text: str
+    language_id: str
+
+
+def item_and_responses(item_id: int) -> tuple[ItemRow, list[ResponseRow]]:
+    """The item and its responses, for the next-item payload: two primary-key reads, no ORM query building and no
+    model instances (this runs on every `next`; serializers.item_payload reads the same attribute names)."""
     found = sql.item_with_responses(item_id)
     if found is None:
         raise Item.DoesNotExist(f"item {item_id} does not exist")
-    (pk, campaign_id, prompt_text, prompt_language, pivot_text, pivot_language), rows = found
-    item = Item(id=pk, campaign_id=campaign_id, prompt_text=prompt_text, prompt_language_id=prompt_language,
-                pivot_text=pivot_text, pivot_language_id=pivot_language)
-    return item, [Response(id=rid, item_id=pk, text=text, language_id=language) for rid, text, language in rows]
+    item, rows = found
+    return ItemRow(*item), [ResponseRow(*row) for row in rows]
 
 
 def campaign_for_leasing(user: AbstractBaseUser, campaign_id: int) -> Campaign:

@@ -4,11 +4,15 @@ live in the services."""
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from rest_framework import serializers
 
 from annotation.languages import get_language
 from annotation.models import Campaign, Item, Language, Lease
+
+if TYPE_CHECKING:
+    from annotation.selectors import ItemRow
 
 
 def direction_of(code: str | None) -> str:
@@ -98,8 +102,9 @@ class NextSerializer(serializers.Serializer):
     item = ItemOutSerializer()
 
 
-def item_payload(item: Item, annotator_id: int, lease: Lease | None, responses: list | None = None) -> dict:
-    """The item as an annotator sees it; `responses` when the caller already has them (else item.responses)."""
+def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, responses: list | None = None) -> dict:
+    """The item as an annotator sees it: an Item, or selectors.ItemRow with its `responses` (objects with id, text
+    and language_id) when the caller already has them (else item.responses)."""
     responses = {response.id: response for response in (item.responses.all() if responses is None else responses)}
     payload = {
         "id": item.id,
