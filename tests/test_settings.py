@@ -69,3 +69,38 @@ def test_debug_is_off_unless_asked(tmp_path):
     show = ["shell", "-c", "from django.conf import settings; print(settings.DEBUG)"]
     assert _manage(show, {}, tmp_path).stdout.split()[-1] == "False"
     assert _manage(show, {"DEBUG": "1"}, tmp_path).stdout.split()[-1] == "True"
+
+
+def _gunicorn_settings(env: dict[str, str]) -> dict:
+    import runpy
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("WEB_WORKERS", "WEB_WORKER_CLASS", "WEB_THREADS", "WEB_TIMEOUT"):
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return runpy.run_path(str(Path(__file__).resolve().parent.parent / "crossfeed" / "gunicorn_conf.py"))
+
+
+def test_gunicorn_serves_with_first_come_first_served_workers_by_default():
+    settings = _gunicorn_settings({})
+    assert settings["worker_class"] == "sync" and settings["threads"] == 1
+    assert settings["workers"] == (os.cpu_count() or 2) * 2 + 1
+    assert settings["preload_app"] is True and settings["timeout"] == 300
+
+
+def test_gunicorn_settings_come_from_the_environment():
+    settings = _gunicorn_settings({"WEB_WORKERS": "3", "WEB_WORKER_CLASS": "gthread", "WEB_THREADS": "4",
+                                   "WEB_TIMEOUT": "60"})
+    assert (settings["workers"], settings["worker_class"], settings["threads"], settings["timeout"]) == \
+        (3, "gthread", 4, 60)
+
+
+def test_the_sqlite_engine_is_the_one_with_the_write_lock_unless_turned_off(tmp_path):
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    env = {**os.environ, "CROSSFEED_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "crossfeed.settings"}
+    env.pop("DATABASE_URL", None)
+    run = lambda extra: subprocess.run([sys.executable, "-c", "import django; django.setup(); " + code],  # noqa: E731
+                                       env={**env, **extra}, capture_output=True, text=True, check=True).stdout
+    assert run({}).strip() == "crossfeed.db.sqlite3"
+    assert run({"SQLITE_WRITE_LOCK": "0"}).strip() == "django.db.backends.sqlite3"
