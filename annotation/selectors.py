@@ -58,6 +58,11 @@ def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
     return Campaign.objects.exclude(status=Campaign.Status.DRAFT)
 
 
+def campaign_visible_to(user: AbstractBaseUser, status: str) -> bool:
+    """campaigns_visible_to's rule for one campaign already read, by its status."""
+    return user.is_staff or (user.is_authenticated and status != Campaign.Status.DRAFT)
+
+
 def items_visible_to(user: AbstractBaseUser) -> QuerySet[Item]:
     """Items the user may read: admins all; an annotator those they may judge or already judged."""
     if user.is_staff:
@@ -189,7 +194,7 @@ def campaign_for_leasing(user: AbstractBaseUser, campaign_id: int) -> Campaign:
     """The campaign, if the user can see it (campaigns_visible_to), with the fields lease_next needs; else 404.
     One primary-key read: this runs on every `next`."""
     row = sql.campaign_for_leasing(campaign_id)
-    if row is None or not user.is_authenticated or (row[2] == Campaign.Status.DRAFT and not user.is_staff):
+    if row is None or not campaign_visible_to(user, row[2]):
         raise Http404("No Campaign matches the given query.")
     pk, name, status, lease_minutes = row
     return Campaign(id=pk, name=name, status=status, lease_minutes=lease_minutes)

@@ -179,11 +179,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def gunicorn_command(port: int, *extra: str) -> list[str]:
+    """gunicorn as bin/serve (`make run`) starts it, with the same config file, on 127.0.0.1:port."""
+    return [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "crossfeed" / "gunicorn_conf.py"),
+            "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *extra]
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], port: int):
-    """gunicorn as bin/serve (`make run`) starts it: the same config file, on 127.0.0.1."""
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "crossfeed" / "gunicorn_conf.py"),
-               "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    command = gunicorn_command(port)
     if env.get("GUNICORN_ACCESS_LOG"):  # for diagnosis: each request's path, status and seconds
         command += ["--access-logfile", env["GUNICORN_ACCESS_LOG"], "--access-logformat", '%(r)s %(s)s %(L)s %(t)s']
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)

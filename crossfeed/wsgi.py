@@ -13,8 +13,8 @@ from django.urls import get_resolver  # noqa: E402
 get_resolver().url_patterns  # noqa: B018
 
 # Everything imported so far lives as long as the process. gc.freeze() moves it out of the collector's reach: a
-# full collection then scans only what requests allocate (measured: 55 ms -> under 1 ms per full collection in a
-# worker), instead of pausing a worker, and every request queued behind it, for tens of milliseconds. Under
+# full collection then scans only what requests allocate (measured in a freshly imported process: 54.5 ms before,
+# 0.0 ms after), instead of pausing a worker, and every request queued behind it, for tens of milliseconds. Under
 # --preload it also keeps the forked workers from copying the master's pages just to update GC counts.
 import gc  # noqa: E402
 

@@ -33,7 +33,7 @@ from annotation.models import Item, JobStatus, Judgment, Response
 from annotation.services.campaigns import campaign_create
 from annotation.services.exports import export_create, export_folder, export_retry, exports_fail_stale, exports_root
 from annotation.services.imports import items_import
-from bench.annotate_load import Connection, free_port, integrity, prepare
+from bench.annotate_load import Connection, free_port, gunicorn_command, integrity, prepare
 from tests.conftest import item_line, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,10 +53,8 @@ def server_env(var_dir: Path, **extra: str) -> dict[str, str]:
 
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
     """gunicorn with bin/serve's config file, in a process group of its own so that one signal reaches every worker."""
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "crossfeed" / "gunicorn_conf.py"),
-               "crossfeed.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS),
-               "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    process = subprocess.Popen(gunicorn_command(port, "--workers", str(WEB_WORKERS)), cwd=ROOT, env=env,
+                               start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -106,21 +106,23 @@ class WriteLock:
 
     @classmethod
     def for_database(cls, database: str) -> WriteLock:
-        path = str(Path(database).resolve()) + "-writelock"
-        key = (os.getpid(), path)
-        with _locks_guard:
-            lock = _locks.get(key)
-            if lock is None:
-                lock = _locks[key] = cls(path)
-            return lock
+        # Runs at every BEGIN: a dictionary read on the fast path; the path is resolved (syscalls) only once.
+        key = (os.getpid(), database)
+        lock = _locks.get(key)
+        if lock is None:
+            with _locks_guard:
+                lock = _locks.get(key)
+                if lock is None:
+                    lock = _locks[key] = cls(str(Path(database).resolve()) + "-writelock")
+        return lock
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _write_lock: WriteLock | None = None
 
     def _start_transaction_under_autocommit(self) -> None:
-        lock = None if self.is_in_memory_db() else WriteLock.for_database(str(self.settings_dict["NAME"]))
-        if lock is not None:
+        if not self.is_in_memory_db():
+            lock = WriteLock.for_database(str(self.settings_dict["NAME"]))
             lock.acquire(timeout=float(self.settings_dict["OPTIONS"].get("timeout", 5)))
             self._write_lock = lock
         try:
@@ -134,20 +136,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if lock is not None:
             lock.release()
 
-    def _commit(self):
+    def _releasing(self, step):
+        """Run COMMIT, ROLLBACK or close, then let the next writer in, whether or not the step succeeded."""
         try:
-            return super()._commit()
+            return step()
         finally:
             self._release_write_lock()
+
+    def _commit(self):
+        return self._releasing(super()._commit)
 
     def _rollback(self):
-        try:
-            return super()._rollback()
-        finally:
-            self._release_write_lock()
+        return self._releasing(super()._rollback)
 
     def _close(self):
-        try:
-            return super()._close()
-        finally:
-            self._release_write_lock()
+        return self._releasing(super()._close)
