@@ -104,3 +104,17 @@ def test_the_sqlite_engine_is_the_one_with_the_write_lock_unless_turned_off(tmp_
                                        env={**env, **extra}, capture_output=True, text=True, check=True).stdout
     assert run({}).strip() == "crossfeed.db.sqlite3"
     assert run({"SQLITE_WRITE_LOCK": "0"}).strip() == "django.db.backends.sqlite3"
+
+
+def test_sqlite_connections_outlive_a_request_unless_turned_off(tmp_path):
+    # Opening a SQLite connection (file, PRAGMAs, Django's SQL functions) at every request was a sixth of a busy
+    # worker's time under load (docs/benchmarks.md); the connection is now kept, as for PostgreSQL.
+    code = ("import django; django.setup(); from django.core.signals import request_finished; "
+            "from django.db import connection; connection.ensure_connection(); first = connection.connection; "
+            "request_finished.send(sender=None); print(connection.connection is first)")
+    env = {**os.environ, "CROSSFEED_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "crossfeed.settings"}
+    env.pop("DATABASE_URL", None)
+    run = lambda extra: subprocess.run([sys.executable, "-c", code], env={**env, **extra},  # noqa: E731
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    assert run({}) == "True"
+    assert run({"DB_CONN_MAX_AGE": "0"}) == "False"
