@@ -118,3 +118,27 @@ def test_a_writer_behind_a_long_transaction_gives_up_after_the_timeout_and_leave
     other.wait(timeout=10)
     lock.acquire(timeout=1)
     lock.release()
+
+
+def test_waits_share_one_helper_thread_and_a_caller_after_one_that_gave_up_still_gets_the_lock(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    lock = WriteLock.for_database(str(database))
+    helpers = lambda: [t for t in threading.enumerate() if t.name == "sqlite-write-lock-wait"]  # noqa: E731
+    before = len(helpers())
+    for _ in range(3):
+        child = hold_in_child(database, hold=0.2)
+        lock.acquire(timeout=5)  # contended: waits through the helper
+        lock.release()
+        child.wait(timeout=10)
+    assert len(helpers()) == before + 1
+    child = hold_in_child(database, hold=0.8)
+    with pytest.raises(OperationalError, match="database is locked"):
+        lock.acquire(timeout=0.1)
+    start = time.monotonic()
+    lock.acquire(timeout=5)  # the helper is still blocked on the abandoned wait: it hands the lock to this caller
+    waited = time.monotonic() - start
+    lock.release()
+    child.wait(timeout=10)
+    assert 0.3 < waited < 3, waited
+    other = hold_in_child(database, hold=0)  # and nothing of ours holds it afterwards
+    other.wait(timeout=10)
