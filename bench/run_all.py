@@ -21,6 +21,7 @@ BENCHES = {
     # name: (script, full arguments, quick arguments)
     "annotate_load": ("annotate_load.py", [], ["--concurrency", "16,64", "--seconds", "8", "--items", "4000"]),
     "request_cost": ("request_cost.py", [], ["--rounds", "200"]),
+    "write_lock": ("write_lock.py", [], ["--transactions", "300"]),
     "export": ("export_bench.py", ["--postgres"], ["--items", "20000"]),
     "size": ("size_bench.py", [], ["--items", "10000"]),
     "training": ("training_bench.py", [], []),
@@ -47,6 +48,14 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
                 f"integrity {'ok' if line['integrity']['ok'] else 'VIOLATED'}",
                 f"floor {line['floor_iterations_per_s']} it/s", f"{line['fraction_of_floor']} of floor",
                 "C=64 SQLite: >= 0.5, p99 <= 250 ms")
+    if kind == "write_lock":
+        ours = line["mode"] == "write_lock"
+        return (f"SQLite write transactions, {line['processes']} processes, {line['mode'].replace('_', ' ')}",
+                f"{line['transactions_per_s']} tx/s, wait p99 {line['wait_p99_ms']} ms / max "
+                f"{line['wait_max_ms']} ms, {line['waits_over_100ms']} waits > 100 ms",
+                "busy handler (line above)" if ours else "", "", "-")
+    if kind == "write_lock_ratio":
+        return None
     if kind == "request_cost":
         return ("CPU per annotator round (next + submit), in process", f"{line['round_cpu_ms']} ms",
                 f"floor view x2: {line['floor_two_calls_cpu_ms']} ms", f"{line['ratio']}x", "-")
