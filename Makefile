@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export CROSSFEED_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: install run serve worker test test-fast lint bench browser postgres-binaries clean
+.PHONY: install run serve worker test test-fast lint bench messages browser postgres-binaries clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +50,13 @@ lint: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Interface translations (docs/translations.md): refresh every catalog in locale/ from the code, then compile the
+# .mo files that are committed beside them (so that running Crossfeed needs no gettext). Needs GNU gettext.
+messages: install
+	$(PY) manage.py makemessages $(foreach dir,$(wildcard locale/*),-l $(notdir $(dir))) --no-obsolete \
+		--ignore=.venv --ignore=var --ignore='bench/*' --ignore='tests/*'
+	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var

@@ -18,3 +18,4 @@ class AnnotationConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_languages, sender=self)
+        import crossfeed.i18n  # noqa: F401  (connects the login signal that restores a person's interface language)

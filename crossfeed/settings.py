@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "crossfeed.i18n.UserLanguageMiddleware",  # a signed-in person's chosen language, over the cookie's
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -130,7 +131,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("fr", "Français"), ("es", "Español"), ("sw", "Kiswahili")]
+# The interface languages with a catalog in locale/ (docs/translations.md), named in their own language.
+LANGUAGES = [("en", "English"), ("ar", "العربية"), ("es", "Español"), ("fr", "Français"), ("hi", "हिन्दी"),
+             ("sw", "Kiswahili"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 TIME_ZONE = "UTC"

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation import views as annotation_views
-from crossfeed import health
+from crossfeed import health, i18n
 
 urlpatterns = [
     path("", annotation_views.home, name="home"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("evaluation/", include("evaluation.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/language/", i18n.ui_language_set, name="ui_language_set"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("training.api_urls")),

@@ -205,6 +205,8 @@ MATRIX = [
                                   "admin": Redirect("home")}),
     Row("logout", "POST", expected=everyone(Redirect("login"))),
     Row("logout", "GET", expected=everyone(405), label="no state change by GET"),
+    Row("ui_language_set", "POST", expected=signed_in(Redirect("home"))),
+    Row("ui_language_set", "GET", expected=signed_in(405), label="no state change by GET"),
     # An admin without an annotator profile is sent home with a message.
     Row("annotation:annotate", "GET", campaign_of, signed_in(200, admin=Redirect("home"))),
     Row("annotation:annotate", "GET", draft_of, signed_in(404, admin=Redirect("home")), label="draft"),

@@ -131,7 +131,10 @@
     var banner = document.createElement("div");
     banner.className = "error";
     banner.setAttribute("role", "alert");
-    banner.textContent = "The server answered " + event.detail.xhr.status + ". Your ranking is still on the page: try again.";
+    // The text comes translated from the template (data-error-message), with the status put in here.
+    var message = (workspace && workspace.dataset.errorMessage) ||
+      "The server answered %(status)s. Your ranking is still on the page: try again.";
+    banner.textContent = message.replace("%(status)s", String(event.detail.xhr.status));
     if (workspace) { workspace.prepend(banner); }
   });
   document.addEventListener("DOMContentLoaded", init);

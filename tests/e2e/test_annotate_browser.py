@@ -180,3 +180,32 @@ def test_it_shows_both_annotators_judgments_to_the_admin(page_as, admin_user, an
     expect(admin.locator("#result_list")).to_contain_text(annotator.get_username())
     expect(admin.locator("#result_list")).to_contain_text(other_annotator.get_username())
     expect(admin.locator(".paginator")).to_contain_text("2 judgments")
+
+
+def test_it_switches_the_interface_to_arabic_and_keeps_each_text_in_its_own_direction(page_as, annotator, campaign,
+                                                                                       items):
+    from django.utils import translation
+
+    page = page_as(annotator)
+    page.goto("/")
+    page.select_option("#ui-language", "ar")
+    with page.expect_navigation():
+        page.click(".ui-language button")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+    with translation.override("ar"):
+        start = translation.gettext("Start annotating")
+    assert start != "Start annotating"
+    expect(page.locator("main")).to_contain_text(start)
+
+    order = open_workspace(page, campaign)
+    assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+    bodies = page.locator(f"{CARDS} .text")
+    for index in range(len(order)):  # the demo's responses are Swahili: left to right inside the Arabic page
+        expect(bodies.nth(index)).to_have_attribute("dir", "ltr")
+        assert bodies.nth(index).evaluate("element => getComputedStyle(element).direction") == "ltr"
+    rank_with_keyboard(page, len(order))
+    with page.expect_response(lambda response: "/submit/" in response.url) as submitted:
+        page.keyboard.press("Enter")
+    assert submitted.value.status == 200
+    assert Judgment.objects.filter(annotator=annotator).count() == 1
