@@ -69,6 +69,7 @@ def test_it_lists_campaigns_with_progress(browser, annotator, campaign, items):
     html = response.content.decode()
     assert campaign.name in html
     assert "0 of 10 judgments · 5 items" in html  # 5 items × k = 2
+    assert "2 judgments per item" in html
     assert "0 done · 5 open for you" in html
     assert reverse("annotation:annotate", kwargs={"campaign_id": campaign.id}) in html
 
@@ -77,6 +78,13 @@ def test_it_lists_campaigns_with_progress(browser, annotator, campaign, items):
     assert "1 of 10 judgments · 5 items" in html
     assert "1 done · 4 open for you" in html
     assert 'value="10.0"' in html  # the campaign's progress bar: 1 of 10
+
+
+def test_it_counts_in_the_singular_for_one(browser, admin_user):
+    from annotation.services.campaigns import campaign_create
+
+    campaign_create(name="Single", created_by=admin_user, overlap=1)
+    assert "1 judgment per item" in browser.get(reverse("home")).content.decode()
 
 
 def test_it_sends_a_login_to_the_login_page(client, campaign):
