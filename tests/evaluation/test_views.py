@@ -8,7 +8,9 @@ import io
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 
 from annotation.models import JobStatus
 from evaluation.models import EvaluationRun
@@ -196,3 +198,22 @@ def test_the_chart_data_is_json_not_markup(client_as, annotator, finished_run):
     page = client_as(annotator).get(reverse("evaluation:run", args=[run.id])).content.decode()
     start = page.index('id="chart-xcopa" type="application/json">') + len('id="chart-xcopa" type="application/json">')
     assert json.loads(page[start:page.index("</script>", start)])["labels"] == ["sw"]
+
+
+@pytest.mark.parametrize("code", [code for code, _name in settings.LANGUAGES if code != "en"])
+def test_the_dashboards_read_in_every_interface_language(client_as, annotator, results_run, pair, code):
+    client = client_as(annotator)
+    client.post(reverse("ui_language_set"), {"language": code})
+    a, b = pair
+    pages = [(reverse("evaluation:runs"), {}, "Evaluations"),
+             (reverse("evaluation:run", args=[results_run.id]), {}, "Skipped (not run, not zero):"),
+             (reverse("evaluation:outputs", args=[results_run.id]), {"benchmark": "flores-en-xx", "language": "sw"},
+              "off-target"),
+             (reverse("evaluation:compare"), {"a": a.id, "b": b.id}, "Compare evaluations")]
+    for url, query, text in pages:
+        response = client.get(url, query)
+        assert response.status_code == 200, (code, url)
+        with translation.override(code):
+            translated = translation.gettext(text)
+        assert translated != text and translated in response.content.decode(), (code, url, text)
+    assert "12.3" in client.get(reverse("evaluation:run", args=[results_run.id])).content.decode()
