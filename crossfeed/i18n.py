@@ -36,11 +36,12 @@ class UserLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if hasattr(request, "session") and request.user.is_authenticated:
-            code = request.session.get(SESSION_KEY, "")
-            if code and supported(code):
-                translation.activate(code)
-                request.LANGUAGE_CODE = code
+        # The session first: it is empty for API token requests, so they never load a user here. Only a signed-in
+        # person's session holds the key (logging out flushes the session); the user check is a second guard.
+        code = request.session.get(SESSION_KEY, "")
+        if code and supported(code) and request.user.is_authenticated:
+            translation.activate(code)
+            request.LANGUAGE_CODE = code
         return self.get_response(request)
 
 

@@ -83,7 +83,7 @@ TEMPLATES = [
 def _database_config() -> dict:
     url = os.environ.get("DATABASE_URL")
     if url:
-        config = dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
+        config = dj_database_url.parse(url) | _connection_reuse()
         if config["ENGINE"] == "django.db.backends.sqlite3":
             config["ENGINE"] = _sqlite_engine()
             config["OPTIONS"] = _sqlite_options()
@@ -93,13 +93,17 @@ def _database_config() -> dict:
         "ENGINE": _sqlite_engine(),
         "NAME": VAR_DIR / "crossfeed.sqlite3",
         "OPTIONS": _sqlite_options(),
-        # Kept open between requests, as for PostgreSQL: opening one costs a worker the file open, the PRAGMAs and
-        # Django's registration of its SQL functions at every request (a sixth of a busy worker's time under load).
-        "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
+        **_connection_reuse(),
         # A file, not Django's default in-memory test database: the concurrency tests use several connections.
         "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
     }
+
+
+def _connection_reuse() -> dict:
+    # Every engine keeps its connection between requests: for SQLite, opening one costs a worker the file open, the
+    # PRAGMAs and Django's registration of its SQL functions at every request (a sixth of a busy worker's time under
+    # load, docs/benchmarks.md). The health check replaces a connection broken by a database restart.
+    return {"CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 60), "CONN_HEALTH_CHECKS": True}
 
 
 def _sqlite_engine() -> str:
