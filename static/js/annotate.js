@@ -6,9 +6,27 @@
   function form() { return document.getElementById("judgment-form"); }
   function cards() { return Array.from(document.querySelectorAll("#judgment-form .response")); }
   function selected() { return document.querySelector("#judgment-form .response.selected"); }
+  // Focus and selection are one thing: the selected card is the one holding the keyboard focus (or a control inside
+  // it), so a digit always ranks the response the annotator sees highlighted.
+  function mark(card) {
+    cards().forEach(function (c) {
+      var on = c === card;
+      c.classList.toggle("selected", on);
+      if (on) { c.setAttribute("aria-current", "true"); } else { c.removeAttribute("aria-current"); }
+    });
+  }
   function select(card) {
-    cards().forEach(function (c) { c.classList.toggle("selected", c === card); });
+    mark(card);
     if (card) { card.focus({ preventScroll: false }); }
+  }
+  function focusedCard() {
+    var active = document.activeElement;
+    return active && active.closest ? active.closest("#judgment-form .response") : null;
+  }
+  // In a right-to-left layout the next card sits to the left, so the horizontal arrows swap meaning.
+  function rightToLeft() {
+    var section = document.querySelector("#judgment-form .responses");
+    return !!section && getComputedStyle(section).direction === "rtl";
   }
   function rankSelect(card) { return card.querySelector("select[data-rank-for]"); }
   function toggle(id) {
@@ -70,6 +88,11 @@
     rankFromStrip();
   });
 
+  document.addEventListener("focusin", function (event) {
+    var card = event.target.closest && event.target.closest("#judgment-form .response");
+    if (card && !card.classList.contains("selected")) { mark(card); }
+  });
+
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-rank-for]")) { syncStrip(); }
   });
@@ -86,8 +109,10 @@
     if (event.key === "?" && !typing) { toggle("shortcuts"); event.preventDefault(); return; }
     if (!f || typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
     var all = cards();
-    var current = selected() || all[0];
+    var current = focusedCard() || selected() || all[0];
     var index = all.indexOf(current);
+    var forward = rightToLeft() ? "ArrowLeft" : "ArrowRight";
+    var backward = rightToLeft() ? "ArrowRight" : "ArrowLeft";
     if (/^[1-8]$/.test(event.key)) {
       var rank = Number(event.key);
       if (rank > all.length) { return; }
@@ -95,9 +120,9 @@
       syncStrip();
       if (index < all.length - 1) { select(all[index + 1]); }
       event.preventDefault();
-    } else if (event.key === "ArrowRight" || event.key === "ArrowDown" || event.key === "j") {
+    } else if (event.key === forward || event.key === "ArrowDown" || event.key === "j") {
       select(all[Math.min(index + 1, all.length - 1)]); event.preventDefault();
-    } else if (event.key === "ArrowLeft" || event.key === "ArrowUp" || event.key === "k") {
+    } else if (event.key === backward || event.key === "ArrowUp" || event.key === "k") {
       select(all[Math.max(index - 1, 0)]); event.preventDefault();
     } else if (event.key === "w") {
       var box = current.querySelector('input[type=checkbox][value="wrong_language"]');

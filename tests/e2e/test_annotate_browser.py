@@ -204,8 +204,50 @@ def test_it_switches_the_interface_to_arabic_and_keeps_each_text_in_its_own_dire
     for index in range(len(order)):  # the demo's responses are Swahili: left to right inside the Arabic page
         expect(bodies.nth(index)).to_have_attribute("dir", "ltr")
         assert bodies.nth(index).evaluate("element => getComputedStyle(element).direction") == "ltr"
+    # The cards run right to left, so ← goes to the next card and → back.
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(f"{CARDS}.selected")).to_have_attribute("data-response", order[1])
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(f"{CARDS}.selected")).to_have_attribute("data-response", order[0])
     rank_with_keyboard(page, len(order))
     with page.expect_response(lambda response: "/submit/" in response.url) as submitted:
         page.keyboard.press("Enter")
     assert submitted.value.status == 200
     assert Judgment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_it_ranks_the_focused_response_after_tab(page_as, annotator, campaign, items):
+    # Focus and selection are one: Tab to response B, then `1` ranks B, never the earlier selected A.
+    page = page_as(annotator)
+    order = open_workspace(page, campaign)
+    first, second = order[0], order[1]
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.response") == second:
+            break
+    else:
+        raise AssertionError("Tab never reached response B")
+    expect(page.locator(f'{CARDS}[data-response="{second}"]')).to_have_class("response card selected")
+    page.keyboard.press("1")
+    assert page.input_value(f'select[data-rank-for="{second}"]') == "1"
+    assert page.input_value(f'select[data-rank-for="{first}"]') == ""
+
+
+def test_it_selects_the_card_whose_control_has_focus(page_as, annotator, campaign, items):
+    page = page_as(annotator)
+    order = open_workspace(page, campaign)
+    page.focus(f'{CARDS}[data-response="{order[1]}"] input[type=checkbox]')
+    page.keyboard.press("w")
+    expect(page.locator(f'{CARDS}.selected')).to_have_attribute("data-response", order[1])
+    assert page.is_checked(f'{CARDS}[data-response="{order[1]}"] input[value="wrong_language"]')
+    assert not page.is_checked(f'{CARDS}[data-response="{order[0]}"] input[value="wrong_language"]')
+
+
+def test_it_shows_a_visible_focus_ring_on_the_focused_card(page_as, annotator, campaign, items):
+    page = page_as(annotator)
+    order = open_workspace(page, campaign)
+    card = page.locator(f'{CARDS}[data-response="{order[1]}"]')
+    card.focus()
+    width = card.evaluate("el => parseFloat(getComputedStyle(el).outlineWidth)")
+    style = card.evaluate("el => getComputedStyle(el).outlineStyle")
+    assert style != "none" and width >= 2, (style, width)
