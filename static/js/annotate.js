@@ -29,14 +29,37 @@
     return !!section && getComputedStyle(section).direction === "rtl";
   }
   function rankSelect(card) { return card.querySelector("select[data-rank-for]"); }
+  function isOpen(panel) { return panel.tagName === "DIALOG" ? panel.open : !panel.hidden; }
+  function markExpanded(panel) {
+    document.querySelectorAll('[data-toggle="' + panel.id + '"]').forEach(function (b) {
+      if (!panel.contains(b)) { b.setAttribute("aria-expanded", String(isOpen(panel))); }
+    });
+  }
+  // The shortcuts list is a modal dialog (focus moves in, Escape closes it, focus returns); other panels fold.
   function toggle(id) {
     var panel = document.getElementById(id);
     if (!panel) { return; }
-    panel.hidden = !panel.hidden;
-    document.querySelectorAll('[data-toggle="' + id + '"]').forEach(function (b) {
-      b.setAttribute("aria-expanded", String(!panel.hidden));
-    });
+    if (panel.tagName === "DIALOG") {
+      if (panel.open) { panel.close(); } else { panel.showModal(); }
+    } else {
+      panel.hidden = !panel.hidden;
+    }
+    markExpanded(panel);
   }
+  document.addEventListener("close", function (event) {
+    if (event.target.tagName === "DIALOG") { markExpanded(event.target); }
+  }, true);
+
+  // Single-character shortcuts can be turned off (WCAG 2.1.4); the choice is kept in this browser.
+  var SHORTCUTS_KEY = "crossfeed.shortcuts";
+  function shortcutsOn() {
+    try { return window.localStorage.getItem(SHORTCUTS_KEY) !== "off"; } catch (e) { return true; }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "shortcuts-enabled") {
+      try { window.localStorage.setItem(SHORTCUTS_KEY, event.target.checked ? "on" : "off"); } catch (e) { /* private mode */ }
+    }
+  });
 
   // The strip shows the ranking, best first; it follows the selects, and dragging in it rewrites them.
   function syncStrip() {
@@ -106,8 +129,11 @@
   document.addEventListener("keydown", function (event) {
     var f = form();
     var typing = event.target.closest && event.target.closest("textarea, input[type=text], select");
+    var character = event.key.length === 1;
+    if (character && !shortcutsOn()) { return; }
     if (event.key === "?" && !typing) { toggle("shortcuts"); event.preventDefault(); return; }
-    if (!f || typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var dialog = document.querySelector("dialog[open]");
+    if (dialog || !f || typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
     var all = cards();
     var current = focusedCard() || selected() || all[0];
     var index = all.indexOf(current);
@@ -145,10 +171,28 @@
     }
   }, true);
 
+  // Notices arrive inside the swapped HTML; one persistent live region (#status, in base.html) announces them.
+  function announce() {
+    var status = document.getElementById("status");
+    var notice = document.querySelector("#workspace [data-status-message]");
+    if (!status) { return; }
+    status.textContent = "";
+    if (notice) { window.setTimeout(function () { status.textContent = notice.textContent.trim(); }, 50); }
+  }
+
   function init() {
     shownAt = Date.now();
+    var box = document.getElementById("shortcuts-enabled");
+    if (box) { box.checked = shortcutsOn(); }
     var all = cards();
-    if (all.length) { select(all[0]); syncStrip(); }
+    var summary = document.querySelector("#judgment-form .error[tabindex]");
+    if (summary) {
+      // After a refused ranking the focus goes to the list of problems, which names the responses by letter.
+      mark(all.find(function (card) { return card.querySelector("[aria-invalid=true]"); }) || all[0]);
+      summary.focus();
+    } else if (all.length) { select(all[0]); }
+    if (all.length) { syncStrip(); }
+    announce();
   }
   document.addEventListener("htmx:afterSwap", init);
   document.addEventListener("htmx:responseError", function (event) {
