@@ -180,8 +180,20 @@
     if (notice) { window.setTimeout(function () { status.textContent = notice.textContent.trim(); }, 50); }
   }
 
+  // Times come from the server in UTC with the zone named; shown here in the annotator's own zone, also named.
+  function localTimes() {
+    document.querySelectorAll("time[data-local]").forEach(function (element) {
+      var when = new Date(element.getAttribute("datetime"));
+      if (isNaN(when.getTime())) { return; }
+      var options = { hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
+      if (element.dataset.local === "datetime") { options.year = "numeric"; options.month = "short"; options.day = "numeric"; }
+      element.textContent = when.toLocaleString(document.documentElement.lang || undefined, options);
+    });
+  }
+
   function init() {
     shownAt = Date.now();
+    localTimes();
     var box = document.getElementById("shortcuts-enabled");
     if (box) { box.checked = shortcutsOn(); }
     var all = cards();

@@ -113,3 +113,10 @@ def test_it_serves_a_favicon(page_as, annotator):
     response = page.request.get("/favicon.ico")
     assert response.status == 200
     assert "svg" in response.headers["content-type"]
+
+
+def test_it_shows_the_lease_time_in_the_annotators_zone_with_the_zone_named(page_as, annotator, campaign, items):
+    page = page_as(annotator, timezone_id="Asia/Kolkata", locale="en-GB")
+    open_workspace(page, campaign)
+    shown = page.locator("time[data-local]").first.inner_text()
+    assert "GMT+5:30" in shown or "IST" in shown, shown
