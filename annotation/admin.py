@@ -10,11 +10,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 import crossfeed.converters  # noqa: F401 - registers <id:…>
+from annotation.forms import CAMPAIGN_SETTINGS, CampaignAdminForm
 from annotation.models import (
     AnnotatorProfile,
     Campaign,
     Export,
     Item,
+    ItemImport,
     JobStatus,
     Judgment,
     JudgmentSubmission,
@@ -23,9 +25,17 @@ from annotation.models import (
     Response,
     Skip,
 )
+from annotation.people_admin import (
+    CampaignGuidelineInline,
+    PayRateInline,
+    annotators_invite_view,
+    campaign_time_report_view,
+    campaign_workload_view,
+)
 from annotation.quality import campaign_quality
+from annotation.quality_admin import campaign_annotators_view  # also registers the quality models' admins
 from annotation.selectors import campaign_progress, forget_annotator_languages
-from annotation.services.campaigns import campaign_update
+from annotation.services.campaigns import campaign_create, campaign_update
 from annotation.services.exports import export_create, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
 from annotation.stats import campaign_stats
@@ -52,6 +62,11 @@ class AnnotatorProfileAdmin(admin.ModelAdmin):
     search_fields = ["user__username"]
     autocomplete_fields = ["user"]
     filter_horizontal = ["native_languages", "reading_languages"]
+    change_list_template = "admin/annotation/annotatorprofile/change_list.html"  # "Invite from a CSV"
+
+    def get_urls(self):
+        invite = self.admin_site.admin_view(lambda request: annotators_invite_view(self, request))
+        return [path("invite/", invite, name="annotation_annotatorprofile_invite"), *super().get_urls()]
 
     def get_queryset(self, request):
         return (
@@ -83,11 +98,14 @@ class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=Export.Format.choices, initial=Export.Format.JSONL)
     pairs = forms.ChoiceField(choices=Export.Pairs.choices, initial=Export.Pairs.ALL)
     min_judgments = forms.IntegerField(min_value=1, max_value=20, initial=2)
-    min_agreement = forms.FloatField(min_value=0, max_value=1, initial=0.0,
-                                     help_text=_("least vote margin (for − against) / (for + against) of a pair"))
+    min_agreement = forms.FloatField(
+        min_value=0, max_value=1, initial=0.0,
+        help_text=_("least vote margin (for − against) / (for + against + tied) of a pair"))
     languages = forms.CharField(required=False, help_text=_("response languages, comma-separated; empty: all"))
     test_fraction = forms.FloatField(min_value=0, max_value=0.99, initial=0.1)
-    seed = forms.IntegerField(min_value=0, initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)  # the service's range
+    weights = forms.BooleanField(required=False, initial=False,
+                                 help_text=_("add a weight column from the annotators' reliability (preference only)"))
 
     def export_arguments(self) -> dict:
         data = dict(self.cleaned_data)
@@ -101,12 +119,14 @@ class ImportForm(forms.Form):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm  # the service's rules, as in the API
     list_display = ["name", "status", "overlap", "lease_minutes", "progress", "created_at"]
     list_filter = ["status"]
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_at"]
     change_form_template = "admin/annotation/campaign/change_form.html"
     actions = ["export_preference_dataset"]
+    inlines = [CampaignGuidelineInline, PayRateInline]  # people: guidelines per language, pay rates
 
     @admin.action(description=_("Export preference dataset (all pairs, JSONL, ≥ 2 judgments)"))
     def export_preference_dataset(self, request, queryset) -> None:
@@ -125,14 +145,17 @@ class CampaignAdmin(admin.ModelAdmin):
         return f"{numbers['judgments']}/{numbers['judgments_wanted']} ({numbers['percent']}%)"
 
     def save_model(self, request, obj, form, change) -> None:
+        # Through the services, which check again what the form checked, and (update) take a new overlap k to
+        # every item's target.
         if change:
-            # Through the service, so that a new overlap k reaches every item's target.
             changes = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
-            fresh = Campaign.objects.get(pk=obj.pk)
-            campaign_update(campaign=fresh, **changes)
+            saved = campaign_update(campaign=Campaign.objects.get(pk=obj.pk), **changes)
         else:
-            obj.created_by = request.user
-            super().save_model(request, obj, form, change)
+            saved = campaign_create(created_by=request.user, **{name: form.cleaned_data[name]
+                                                                 for name in CAMPAIGN_SETTINGS})
+        # The admin goes on with `obj` (its log entry, the redirect): make it the row the service wrote.
+        for field in Campaign._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -141,6 +164,12 @@ class CampaignAdmin(admin.ModelAdmin):
             path("<id:campaign_id>/stats/", view(self.stats_view), name="annotation_campaign_stats"),
             path("<id:campaign_id>/export/", view(self.export_view), name="annotation_campaign_export"),
             path("<id:campaign_id>/quality/", view(self.quality_view), name="annotation_campaign_quality"),
+            path("<id:campaign_id>/annotators/", view(lambda request, campaign_id: campaign_annotators_view(
+                self, request, campaign_id)), name="annotation_campaign_annotators"),
+            path("<id:campaign_id>/workload/", view(lambda request, campaign_id: campaign_workload_view(
+                self, request, campaign_id)), name="annotation_campaign_workload"),
+            path("<id:campaign_id>/time-report/", view(lambda request, campaign_id: campaign_time_report_view(
+                self, request, campaign_id)), name="annotation_campaign_time_report"),
         ]
         return own + super().get_urls()
 
@@ -149,14 +178,16 @@ class CampaignAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, campaign):
             return redirect("admin:index")
         form = ImportForm(request.POST or None, request.FILES or None)
-        errors = []
+        errors, error_count = [], 0
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                result = items_import(campaign=campaign, source=upload)
+                result = items_import(campaign=campaign, source=upload, created_by=request.user,
+                                      source_name=f"admin: {upload.name}")
             except CrossfeedError as exc:
                 messages.error(request, exc.message)
                 errors = exc.errors
+                error_count = getattr(exc, "error_count", len(errors))
             else:
                 messages.success(
                     request,
@@ -164,7 +195,8 @@ class CampaignAdmin(admin.ModelAdmin):
                 )
                 return redirect("admin:annotation_campaign_change", campaign.id)
         context = {**self.admin_site.each_context(request), "title": _("Import items into %s") % campaign.name,
-                   "campaign": campaign, "form": form, "errors": errors, "opts": self.model._meta}
+                   "campaign": campaign, "form": form, "errors": errors, "error_count": error_count,
+                   "opts": self.model._meta}
         return render(request, "admin/annotation/campaign/import.html", context)
 
     def export_view(self, request, campaign_id: int):
@@ -246,19 +278,93 @@ class ResponseAdmin(admin.ModelAdmin):
     list_select_related = ["item"]
     readonly_fields = ["item", "position", "language", "model_name", "text"]
 
+    def get_queryset(self, request):
+        # Responses of items an import is still writing are not shown, like their items (Item.objects).
+        return super().get_queryset(request).filter(item__staged_by__isnull=True)
+
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(ItemImport)
+class ItemImportAdmin(admin.ModelAdmin):
+    """A record of every import: running ones, and the failed ones with their reason (docs/import.md)."""
+
+    list_display = ["id", "campaign", "status", "source", "created", "updated", "unchanged", "staged", "started_at",
+                    "finished_at"]
+    list_filter = ["status", "campaign"]
+    list_select_related = ["campaign"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A running import's record owns its staged rows; the clean-up ends it, not the admin.
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status != JobStatus.RUNNING)
+
+
+class _JudgedLanguageFilter(admin.SimpleListFilter):
+    """Only the languages that occur in judgments: the plain field filter listed all 121 languages, twice
+    (a 5,915 px tall sidebar)."""
+
+    field = ""
+
+    def lookups(self, request, model_admin):
+        from annotation.templatetags.crossfeed import language_name
+
+        codes = (model_admin.get_queryset(request).order_by().values_list(f"item__{self.field}", flat=True)
+                 .distinct())
+        return sorted(((code, language_name(code)) for code in codes if code), key=lambda pair: str(pair[1]))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{f"item__{self.field}": self.value()}) if self.value() else queryset
+
+
+class JudgedResponseLanguageFilter(_JudgedLanguageFilter):
+    title = _("response language")
+    parameter_name = "response_language"
+    field = "response_language_id"
+
+
+class JudgedPromptLanguageFilter(_JudgedLanguageFilter):
+    title = _("prompt language")
+    parameter_name = "prompt_language"
+    field = "prompt_language_id"
 
 
 @admin.register(Judgment)
 class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["id", "item", "annotator", "campaign", "response_language", "revision", "seconds_spent",
                     "updated_at"]
-    list_filter = ["item__campaign", "item__response_language", "item__prompt_language", "item__campaign__status"]
+    list_filter = ["item__campaign", JudgedResponseLanguageFilter, JudgedPromptLanguageFilter,
+                   "item__campaign__status"]
     search_fields = ["item__external_id", "annotator__username", "comment"]
     list_select_related = ["item", "item__campaign", "annotator"]
-    readonly_fields = ["item", "annotator", "ranks", "flags", "comment", "seconds_spent", "revision", "created_at",
-                       "updated_at"]
+    fields = ["item", "annotator", "ranking", "comment", "seconds_spent", "revision", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description=_("ranking"))
+    def ranking(self, obj) -> str:
+        """The ranks and flags as a table of the responses, in the order and with the letters the annotator saw (the
+        stored JSON is keyed by response ids, with no texts)."""
+        from annotation.serializers import response_order
+
+        responses = {response.id: response for response in obj.item.responses.all()}
+        order = response_order(obj.item_id, obj.annotator_id, sorted(responses))
+        row = '<tr><td>{}</td><td>{}</td><td>{}</td><td lang="{}" dir="auto">{}</td><td>{}</td></tr>'
+        rows = format_html_join("", row, (
+            (chr(ord("A") + index), obj.ranks.get(str(response_id), "?"),
+             ", ".join(obj.flags.get(str(response_id), [])), responses[response_id].language_id,
+             responses[response_id].text[:160] + ("\u2026" if len(responses[response_id].text) > 160 else ""),
+             responses[response_id].model_name)
+            for index, response_id in enumerate(order)))
+        return format_html(
+            '<table class="judgment-ranking"><thead><tr><th scope="col">{}</th><th scope="col">{}</th>'
+            '<th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>{}</tbody>'
+            "</table>", _("Letter seen"), _("Rank (1 = best)"), _("Flags"), _("Response"), _("Model"), rows)
 
     @admin.display(description=_("campaign"), ordering="item__campaign")
     def campaign(self, obj) -> str:
@@ -289,6 +395,8 @@ class LeaseAdmin(admin.ModelAdmin):
 @admin.register(Skip)
 class SkipAdmin(admin.ModelAdmin):
     list_display = ["item", "annotator", "reason", "created_at"]
+    # An empty reason is stored empty; the admin's default "-" read as if "-" had been stored.
+    empty_value_display = _("(no reason given)")
     list_filter = ["item__campaign", "reason"]
     list_select_related = ["item", "annotator"]
 
@@ -311,8 +419,9 @@ class ExportAdmin(admin.ModelAdmin):
     list_select_related = ["campaign", "created_by"]
     actions = ["retry"]
     fields = ["campaign", "status", "progress", "kind", "format", "pairs", "min_judgments", "min_agreement",
-              "languages", "test_fraction", "seed", "cutoff", "rows", "download", "per_language", "language_pairs",
-              "agreement", "error", "attempts", "created_by", "created_at", "started_at", "finished_at",
+              "languages", "test_fraction", "seed", "weights", "cutoff", "rows", "download", "per_language",
+              "language_pairs", "agreement", "exclusions", "adjudicated", "error", "attempts", "created_by",
+              "created_at", "started_at", "finished_at",
               "heartbeat_at"]
     readonly_fields = fields
 

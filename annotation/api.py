@@ -9,25 +9,31 @@ from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import BaseParser, MultiPartParser
-from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import selectors, serializers
+from annotation.competence import annotators_overview
 from annotation.models import Campaign, Export, JobStatus, Language
 from annotation.services.assignment import item_skip, lease_next
 from annotation.services.campaigns import campaign_create
 from annotation.services.exports import export_create, export_folder, export_retry, exports_fail_stale
 from annotation.services.imports import items_import
-from annotation.services.judgments import Outcome, judgment_submit
+from annotation.services.judgments import Outcome, judgment_check_size, judgment_submit
 from annotation.services.people import annotator_create
+from annotation.services.quality import exclusion_create
+from annotation.services.timesheets import report_period, time_report, time_report_csv
 from annotation.stats import campaign_stats
+from crossfeed.bodies import declared_length
 from crossfeed.errors import InvalidInput, NotFound
 from crossfeed.parsers import JSONParser
+from crossfeed.permissions import ModelPermissions
 
 
 class IsAnnotator(BasePermission):
@@ -61,23 +67,26 @@ class LanguageList(APIView):
 
 
 class AnnotatorCreate(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("auth.add_user", "annotation.add_annotatorprofile")}
 
     @extend_schema(
         request=serializers.AnnotatorCreateSerializer, responses={201: serializers.AnnotatorCreatedSerializer}
     )
     def post(self, request):
         data = _valid(serializers.AnnotatorCreateSerializer, request.data)
-        profile, token = annotator_create(**data)
+        profile, key = annotator_create(**data)
         native, reading = profile.language_codes()
-        body = {"id": profile.user_id, "username": profile.user.username, "token": token.key,
+        body = {"id": profile.user_id, "username": profile.user.username, "token": key,
                 "native_languages": native, "reading_languages": reading}
         return Response(body, status=status.HTTP_201_CREATED)
 
 
 class CampaignList(APIView):
+    required_permissions = {"POST": ("annotation.add_campaign",)}
+
     def get_permissions(self):
-        return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+        return [ModelPermissions()] if self.request.method == "POST" else [IsAuthenticated()]
 
     @extend_schema(responses=serializers.CampaignSerializer(many=True))
     def get(self, request):
@@ -98,7 +107,9 @@ class CampaignDetail(APIView):
 
 
 class CampaignItems(APIView):
-    permission_classes = [IsAdminUser]
+    # What the admin's import page asks for, and the right to add items.
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("annotation.change_campaign", "annotation.add_item")}
     parser_classes = [JSONParser, NDJSONParser, MultiPartParser]
 
     @extend_schema(
@@ -107,7 +118,12 @@ class CampaignItems(APIView):
             "application/x-ndjson": OpenApiTypes.STR,
             "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
         },
-        responses={201: serializers.ImportResultSerializer, 400: OpenApiResponse(description="errors by line")},
+        responses={
+            201: serializers.ImportResultSerializer,
+            400: OpenApiResponse(description="errors by line: {detail, errors: [{line, field, message}] (the first "
+                                             "MAX_IMPORT_ERRORS), error_count, truncated}; nothing stored"),
+            409: OpenApiResponse(description="another import stored the same items meanwhile; nothing stored"),
+        },
     )
     def post(self, request, campaign_id: int):
         campaign = _campaign_for(request, campaign_id)
@@ -121,7 +137,8 @@ class CampaignItems(APIView):
         elif not isinstance(source, list) and not hasattr(source, "read"):
             raise InvalidInput("expected a JSON array of items, a JSONL body or a multipart file", field="body")
         try:
-            result = items_import(campaign=campaign, source=source)
+            result = items_import(campaign=campaign, source=source, created_by=request.user,
+                                  source_name=f"API: {getattr(source, 'name', None) or request.content_type}")
         finally:
             if hasattr(source, "close"):
                 source.close()
@@ -165,9 +182,16 @@ class ItemJudgments(APIView):
 
     @extend_schema(
         request=serializers.JudgmentInputSerializer,
-        responses={201: serializers.JudgmentOutSerializer, 200: serializers.JudgmentOutSerializer, 409: None},
+        responses={
+            201: serializers.JudgmentOutSerializer, 200: serializers.JudgmentOutSerializer, 409: None,
+            400: OpenApiResponse(description="messages by field ({field: [message]}); a body over 256 KiB, or more "
+                                             "rank or flag keys than the item has responses, gets one message"),
+        },
     )
     def post(self, request, item_id: int):
+        # Refused by its declared length before DRF reads or parses it: a 31 MB body was once parsed into a dict of
+        # 2.7 million keys, and the worker kept the memory.
+        judgment_check_size(body_bytes=declared_length(request))
         # The service checks every field's type and value against the item (one pass, every error by field), so the
         # serializer only documents the body here: running it too cost a third of the submit's own time.
         data = _json_object(request.data)
@@ -196,7 +220,8 @@ class ItemSkip(APIView):
 
 
 class CampaignExports(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("annotation.view_export",), "POST": ("annotation.add_export",)}
 
     @extend_schema(request=serializers.ExportInputSerializer, responses={202: serializers.ExportSerializer})
     def post(self, request, campaign_id: int):
@@ -213,7 +238,8 @@ class CampaignExports(APIView):
 
 
 class ExportDetail(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("annotation.view_export",)}
 
     @extend_schema(responses=serializers.ExportSerializer)
     def get(self, request, export_id: int):
@@ -223,7 +249,8 @@ class ExportDetail(APIView):
 
 
 class ExportRetry(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("annotation.change_export",)}
 
     @extend_schema(request=None, responses={202: serializers.ExportSerializer})
     def post(self, request, export_id: int):
@@ -234,7 +261,8 @@ class ExportRetry(APIView):
 class ExportFile(APIView):
     """Download one published file of an export (admins only: exports hold every annotator's rankings)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("annotation.view_export",)}
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, export_id: int, name: str):
@@ -249,7 +277,9 @@ class ExportFile(APIView):
 
 
 class CampaignStats(APIView):
-    permission_classes = [IsAdminUser]
+    # What the admin's stats page asks for.
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("annotation.view_campaign",)}
 
     @extend_schema(responses=serializers.CampaignStatsSerializer)
     def get(self, request, campaign_id: int):
@@ -267,3 +297,83 @@ def _valid(serializer_class, data) -> dict:
     serializer = serializer_class(data=_json_object(data))
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+# --- People (issue 15): the time and pay report -----------------------------------------------------------------
+
+
+class TimeReportCSVRenderer(BaseRenderer):
+    """`?format=csv` (or `Accept: text/csv`): one row per annotator and language pair (timesheets.time_report_csv)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return time_report_csv(data).encode("utf-8")
+
+
+class CampaignTimeReport(APIView):
+    """Active time, items, gold accuracy and amount due per annotator over a period (docs/campaigns.md)."""
+
+    permission_classes = [ModelPermissions]
+    # Pay is not for everyone who may see the campaign: the pay rates' view permission too.
+    required_permissions = {"GET": ("annotation.view_campaign", "annotation.view_payrate")}
+    renderer_classes = [JSONRenderer, TimeReportCSVRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, description="first day (default: the 1st of this "
+                                     "month)"),
+                    OpenApiParameter("to", OpenApiTypes.DATE, description="last day, included (default: today)"),
+                    OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR,
+                   400: OpenApiResponse(description="{from|to: [message]}: not a date, or a period that ends before "
+                                                    "it starts or is longer than 366 days")},
+    )
+    def get(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        date_from, date_to = report_period(date_from=request.query_params.get("from"),
+                                           date_to=request.query_params.get("to"))
+        response = Response(time_report(campaign=campaign, date_from=date_from, date_to=date_to))
+        if request.accepted_renderer.format == "csv":
+            name = f"time-report-{campaign.id}-{date_from.isoformat()}-{date_to.isoformat()}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors are JSON whatever format was asked for: a CSV renderer cannot write {"from": ["…"]}.
+        if response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+# --- quality: annotators' records and exclusions (docs/campaigns.md) ---------------------------------------------
+
+
+class CampaignAnnotators(APIView):
+    """Per annotator and language pair: judgments, gold seen, gold accuracy, state; active seconds."""
+
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("annotation.view_campaign", "annotation.view_judgment")}
+
+    @extend_schema(responses=serializers.AnnotatorOverviewSerializer(many=True))
+    def get(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        return Response(serializers.AnnotatorOverviewSerializer(annotators_overview(campaign), many=True).data)
+
+
+class CampaignExclusions(APIView):
+    """Leave an annotator's judgments out of the campaign's exports (all, or from `since` on)."""
+
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("annotation.add_exclusion",)}
+
+    @extend_schema(request=serializers.ExclusionInputSerializer,
+                   responses={201: serializers.ExclusionSerializer, 200: serializers.ExclusionSerializer})
+    def post(self, request, campaign_id: int):
+        campaign = _campaign_for(request, campaign_id)
+        data = _json_object(request.data)
+        exclusion, created = exclusion_create(campaign=campaign, user=data.get("user"), reason=data.get("reason"),
+                                              since=data.get("since"), created_by=request.user)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(serializers.ExclusionSerializer(exclusion).data, status=code)

@@ -5,6 +5,11 @@ import time
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from annotation.models import Campaign
+from annotation.services.campaigns import campaign_check
+from annotation.services.quality import QUALITY_SETTINGS
+from crossfeed.parsers import JSONFormField
+
 
 class JudgmentForm(forms.Form):
     """The annotation page's POST: rank_<response id>, flag_<response id> (repeated), comment, and the hidden
@@ -12,7 +17,8 @@ class JudgmentForm(forms.Form):
 
     comment = forms.CharField(required=False, max_length=5000)
     idempotency_key = forms.RegexField(regex=r"^[A-Za-z0-9_.:-]{1,128}\Z")
-    rendered_at = forms.IntegerField(required=False, min_value=0)
+    # A Unix time; 2**40 s is far past any real one, and keeps a forged value from reaching the arithmetic below.
+    rendered_at = forms.IntegerField(required=False, min_value=0, max_value=2**40)
     seconds_spent = forms.IntegerField(required=False, min_value=0, max_value=86400)
 
     def __init__(self, data, *, response_ids: list[int]):
@@ -31,7 +37,9 @@ class JudgmentForm(forms.Form):
         ranks = {}
         for response_id in self.response_ids:
             value = self.data.get(f"rank_{response_id}", "")
-            if value.isdigit():
+            # ASCII digits only, and few: str.isdigit() is true for "²" (which int() refuses) and for 5,000 digits
+            # (which int() refuses past 4,300); either would end in a 500 here, before the form's own error.
+            if value.isascii() and value.isdigit() and len(value) <= 3:
                 ranks[str(response_id)] = int(value)
         return {"ranks": ranks, "flags": self._flags(), "comment": self.data.get("comment", "")}
 
@@ -42,7 +50,12 @@ class JudgmentForm(forms.Form):
             if self.data.getlist(f"flag_{response_id}")
         }
 
-    def field_errors(self) -> dict[str, list[str]]:
+    def field_errors(self, *, per_response: bool = False) -> dict[str, list[str]]:
+        """The form's errors by field. per_response: each rank error under its own field (rank_<response id>), for
+        the annotation page to show in that response's card under the letter on screen; otherwise all under "ranks",
+        each after its response id (the adjudication page letters those)."""
+        if per_response:
+            return {name: [str(message) for message in messages] for name, messages in self.errors.items()}
         errors: dict[str, list[str]] = {}
         for name, messages in self.errors.items():
             key = "ranks" if name.startswith("rank_") else name
@@ -63,3 +76,51 @@ class JudgmentForm(forms.Form):
             "seconds_spent": seconds,
             "idempotency_key": data["idempotency_key"],
         }
+
+
+CAMPAIGN_SETTINGS = ["name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary",
+                     # Gold and qualification (annotation/services/quality.py, docs/campaigns.md).
+                     "gold_rate", "gold_warn_below", "gold_exclude_below", "gold_min_seen", "qualification_pass_mark"]
+
+
+class CampaignAdminForm(forms.ModelForm):
+    """The admin's add and change form of a campaign, with the service's rules (campaign_check): the same checks as
+    the API, so that the admin cannot store what the annotators' pages then fail on (flags that are not names)."""
+
+    flag_vocabulary = JSONFormField(help_text=_(
+        'A JSON list of flag names, e.g. ["wrong_language", "unsafe"]; annotators tick them per response.'))
+
+    class Meta:
+        model = Campaign
+        fields = CAMPAIGN_SETTINGS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in QUALITY_SETTINGS:
+            self.fields[name].required = False  # left empty: the stored value, or the default for a new campaign
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in QUALITY_SETTINGS:
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = getattr(self.instance, name)
+        # A field whose own cleaning failed (not a number, not JSON) already has its error; the service checks the
+        # others, with the stored value in its place.
+        values = {name: cleaned[name] if name in cleaned else getattr(self.instance, name)
+                  for name in CAMPAIGN_SETTINGS}
+        problems = campaign_check(**values, campaign=self.instance if self.instance.pk else None)
+        # Added here, before the model's own checks: Django then skips the constraints of these fields, so each
+        # problem is said once, on its field, in the service's words.
+        for field, messages in problems.items():
+            if field in cleaned:
+                self.add_error(field, messages)
+        return cleaned
+
+
+class DisagreementFilterForm(forms.Form):
+    """The disagreement list's query string: a language pair ("sw>ta") and a sort key."""
+
+    pair = forms.CharField(required=False, max_length=40)
+    sort = forms.ChoiceField(required=False, choices=[("disagreement", _("most disagreement first")),
+                                                      ("judgments", _("most judgments first")),
+                                                      ("item", _("item id"))])

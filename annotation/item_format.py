@@ -17,8 +17,11 @@ from typing import IO, Any
 from annotation.languages import normalize_language_code
 
 EXTERNAL_ID_RE = re.compile(r"[\w.:@/+-]{1,200}")
-ALLOWED_KEYS = {"external_id", "prompt", "pivot", "responses", "metadata"}
+ALLOWED_KEYS = {"external_id", "prompt", "pivot", "responses", "metadata", "gold", "qualification"}
+GOLD_KEYS = {"best", "wrong_language", "tolerance"}
 MIN_RESPONSES, MAX_RESPONSES = 2, 8
+# A lone UTF-16 surrogate (a "\ud800" escape in the JSON) is not a character: the database cannot store it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class ItemRecord:
     pivot_language: str | None
     responses: tuple[ResponseRecord, ...]
     metadata: dict = field(default_factory=dict)
+    # "task", "gold" or "qualification" (models.Item.Kind); `gold` as stored: {best, wrong_language, tolerance}.
+    kind: str = "task"
+    gold: dict = field(default_factory=dict)
 
     @property
     def response_language(self) -> str:
@@ -70,6 +76,10 @@ def content_hash(record: ItemRecord) -> str:
         "responses": [[r.text, r.language, r.model] for r in record.responses],
         "metadata": record.metadata,
     }
+    if record.kind != "task":
+        # Only for gold and qualification items, so that the hashes of the items imported before gold existed stay
+        # the same (a re-import of them is "unchanged").
+        canonical["kind"], canonical["gold"] = record.kind, record.gold
     encoded = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -120,7 +130,7 @@ def check_record(value: Any, line: int, limits: Limits) -> tuple[ItemRecord | No
         fail("", f"expected a JSON object, got {_type_name(value)}")
         return None, errors
     for key in sorted(set(value) - ALLOWED_KEYS):
-        fail(key, f"unknown field (allowed: {', '.join(sorted(ALLOWED_KEYS))})")
+        fail(_printable(key), f"unknown field (allowed: {', '.join(sorted(ALLOWED_KEYS))})")
 
     prompt_text, prompt_lang = _check_text_block(value.get("prompt"), "prompt", limits.max_prompt_chars, fail)
     pivot_text, pivot_lang = "", None
@@ -131,6 +141,9 @@ def check_record(value: Any, line: int, limits: Limits) -> tuple[ItemRecord | No
     if not isinstance(metadata, dict):
         fail("metadata", f"expected an object, got {_type_name(metadata)}")
         metadata = {}
+    elif surrogate := _nested_surrogate_message(metadata):
+        fail("metadata", surrogate)
+    kind, gold = _check_gold(value, len(responses), fail)
     external_id = value.get("external_id")
     if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID_RE.fullmatch(external_id)):
         fail("external_id", "expected 1–200 characters: letters, digits and . _ : @ / + -")
@@ -144,6 +157,8 @@ def check_record(value: Any, line: int, limits: Limits) -> tuple[ItemRecord | No
         pivot_language=pivot_lang,
         responses=tuple(responses),
         metadata=metadata,
+        kind=kind,
+        gold=gold,
     )
     if not external_id:
         # Without an id, the content itself names the item, so re-importing the same file is still idempotent.
@@ -177,13 +192,15 @@ def _check_responses(responses: Any, limits: Limits, fail) -> list[ResponseRecor
             fail(where, f"expected an object, got {_type_name(response)}")
             continue
         for key in sorted(set(response) - {"text", "language", "model"}):
-            fail(f"{where}.{key}", "unknown field (allowed: text, language, model)")
+            fail(f"{where}.{_printable(key)}", "unknown field (allowed: text, language, model)")
         text = _check_text(response.get("text"), f"{where}.text", limits.max_response_chars, fail)
         language = _check_language(response.get("language"), f"{where}.language", fail)
         model = response.get("model", "") or ""
         if not isinstance(model, str) or len(model) > 200:
             fail(f"{where}.model", "expected a string of at most 200 characters")
             model = ""
+        elif surrogate := _surrogate_message(model):
+            fail(f"{where}.model", surrogate)
         key = text.strip()
         if key and key in seen:
             fail(f"{where}.text", f"same text as responses[{seen[key]}]: responses must be distinct")
@@ -193,6 +210,66 @@ def _check_responses(responses: Any, limits: Limits, fail) -> list[ResponseRecor
     if len(languages) > 1:
         fail("responses", f"all responses of an item must be in one language, got {', '.join(sorted(languages))}")
     return records
+
+
+def _check_gold(value: dict, n_responses: int, fail) -> tuple[str, dict]:
+    """The optional `gold` object and `qualification` flag (docs/import.md): (kind, gold as stored).
+
+    Responses are named by their index in `responses` (0 is the first), as the errors of this format name them:
+    a response has no identifier of its own in the format, and its text or model need not be unique.
+    """
+    qualification = value.get("qualification", False)
+    if not isinstance(qualification, bool):
+        fail("qualification", f"expected true or false, got {_type_name(qualification)}")
+        qualification = False
+    gold = value.get("gold")
+    if gold is None:
+        if qualification:
+            fail("gold", "required for a qualification item: the answer the annotator's ranking is checked against")
+        return "task", {}
+    if not isinstance(gold, dict):
+        fail("gold", f"expected an object with best, wrong_language and tolerance, got {_type_name(gold)}")
+        return "task", {}
+    for key in sorted(set(gold) - GOLD_KEYS):
+        fail(f"gold.{_printable(key)}", f"unknown field (allowed: {', '.join(sorted(GOLD_KEYS))})")
+    best = _check_positions(gold.get("best", []), "gold.best", n_responses, fail)
+    wrong = _check_positions(gold.get("wrong_language", []), "gold.wrong_language", n_responses, fail)
+    if _empty(gold.get("best")) and _empty(gold.get("wrong_language")):
+        fail("gold", "give best (the index or indices of the expected best response) or wrong_language (indices "
+                     "of responses that must be flagged wrong_language), or both")
+    elif set(best) & set(wrong):
+        both = ", ".join(str(index) for index in sorted(set(best) & set(wrong)))
+        fail("gold", f"response(s) {both} cannot be both the expected best and in the wrong language")
+    tolerance = gold.get("tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 0 <= tolerance <= max(n_responses - 2, 0):
+        fail("gold.tolerance", f"expected a whole number from 0 to {max(n_responses - 2, 0)} (how many responses may "
+                               "be ranked above the expected best one)")
+        tolerance = 0
+    return ("qualification" if qualification else "gold"), {"best": best, "wrong_language": wrong,
+                                                           "tolerance": tolerance}
+
+
+def _empty(positions: Any) -> bool:
+    # 0 is an index (the first response), not "nothing".
+    return positions is None or positions == []
+
+
+def _check_positions(positions: Any, where: str, n_responses: int, fail) -> list[int]:
+    if isinstance(positions, int) and not isinstance(positions, bool):
+        positions = [positions]  # one index written without its list
+    if not isinstance(positions, list):
+        fail(where, f"expected a list of response indices (0 is the first response), got {_type_name(positions)}")
+        return []
+    clean: list[int] = []
+    for position in positions:
+        if isinstance(position, bool) or not isinstance(position, int):
+            fail(where, f"expected response indices (whole numbers), got {_type_name(position)}")
+        elif not 0 <= position < n_responses:
+            fail(where, f"the item has no response {position}: it has {n_responses} responses, indices 0 to "
+                        f"{n_responses - 1}")
+        elif position not in clean:
+            clean.append(position)
+    return sorted(clean)
 
 
 def _check_text(text: Any, where: str, max_chars: int, fail) -> str:
@@ -205,7 +282,36 @@ def _check_text(text: Any, where: str, max_chars: int, fail) -> str:
         fail(where, f"{len(text)} characters; the limit is {max_chars}")
     elif "\x00" in text:
         fail(where, "contains a NUL character")
+    elif surrogate := _surrogate_message(text):
+        fail(where, surrogate)
     return text
+
+
+def _surrogate_message(text: str) -> str:
+    """DRF's wording for the same problem in an API field, or "" when the text has no lone surrogate."""
+    found = LONE_SURROGATE.search(text)
+    return f"Surrogate characters are not allowed: U+{ord(found.group()):04X}." if found else ""
+
+
+def _printable(name: str) -> str:
+    """A key of the input named in an error: a lone surrogate in it written as an escape, so the answer encodes."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _nested_surrogate_message(value: Any) -> str:
+    """_surrogate_message of the first string (key or value) in a parsed JSON value; iterative, for deep values."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if message := _surrogate_message(node):
+                return message
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return ""
 
 
 def _check_language(code: Any, where: str, fail) -> str:

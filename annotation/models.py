@@ -83,6 +83,27 @@ class Campaign(models.Model):
     flag_vocabulary = models.JSONField(default=default_flags)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Quality control (docs/campaigns.md; rules in annotation/services/quality.py).
+    gold_rate = models.FloatField(
+        _("gold rate"), default=0.0,
+        help_text=_("Share of each annotator's items that are gold items, mixed in at random (0 to 0.5; 0: none)."))
+    gold_warn_below = models.FloatField(
+        _("warn below gold accuracy"), default=0.7,
+        help_text=_("An annotator whose gold accuracy in a language pair falls below this is warned (0 to 1)."))
+    gold_exclude_below = models.FloatField(
+        _("exclude below gold accuracy"), default=0.5,
+        help_text=_("Below this the annotator gets no more items of the pair and their judgments of it leave the "
+                    "exports (0 to 1, at most the warning threshold)."))
+    gold_min_seen = models.PositiveSmallIntegerField(
+        _("gold items before acting"), default=10,
+        help_text=_("Gold items an annotator must have judged in a pair before a warning or an exclusion (1–1000)."))
+    qualification_pass_mark = models.FloatField(
+        _("qualification pass mark"), default=0.8,
+        help_text=_("Share of a language pair's qualification items to get right before real items of the pair "
+                    "are handed out (0 to 1); only pairs with qualification items are gated."))
+    # (prompt language, response language) pairs that have qualification items, kept by the import: next() reads
+    # it with the campaign's row instead of asking the items table on every request.
+    qualification_pairs = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -101,7 +122,23 @@ class Campaign(models.Model):
         return self.status == self.Status.ACTIVE
 
 
+class VisibleItemManager(models.Manager):
+    """Items that an import has finished writing: staged rows (see ItemImport) are nobody's business but the import's.
+
+    The default manager, so that every ORM read (admin, statistics, exports, other apps) leaves staged rows out
+    without having to remember to; the hand-written SQL in annotation/sql.py says `staged_by_id IS NULL` itself.
+    """
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(staged_by__isnull=True)
+
+
 class Item(models.Model):
+    class Kind(models.TextChoices):
+        TASK = "task", _("item to rank")
+        GOLD = "gold", _("gold item (known answer, mixed in)")
+        QUALIFICATION = "qualification", _("qualification item")
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=200)
     prompt_text = models.TextField()
@@ -116,11 +153,31 @@ class Item(models.Model):
     judgment_count = models.PositiveSmallIntegerField(default=0)
     lease_count = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # Gold and qualification items have known answers (`gold`, by response position: annotation/gold.py); they never
+    # count toward progress and are never exported.
+    kind = models.CharField(max_length=13, choices=Kind.choices, default=Kind.TASK)
+    gold = models.JSONField(default=dict, blank=True)
+    # Set while the import that wrote the row is still writing: the row is invisible and cannot be leased. The import
+    # clears it for all its rows in one final UPDATE; if the import fails, its staged rows are deleted.
+    staged_by = models.ForeignKey(
+        "ItemImport", on_delete=models.CASCADE, null=True, blank=True, editable=False, db_index=False,
+        related_name="staged_items",
+    )
+
+    # Staged rows too: only for the import service and its clean-up, and (as the base manager) for Django's own
+    # row-level work such as deletion cascades and refresh_from_db.
+    all_objects = models.Manager()
+    objects = VisibleItemManager()
 
     class Meta:
         ordering = ["id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "external_id"], name="item_unique_external_id"),
+            # Among visible items only: rows staged by an import that died never block importing the same ids again.
+            models.UniqueConstraint(
+                fields=["campaign", "external_id"], condition=Q(staged_by__isnull=True), name="item_unique_external_id"
+            ),
             models.CheckConstraint(
                 condition=Q(judgment_count__gte=0) & Q(lease_count__gte=0) & Q(judgment_count__lte=F("target")),
                 name="item_judgments_within_target",
@@ -130,10 +187,14 @@ class Item(models.Model):
             ),
         ]
         indexes = [
-            # Serves next(): open items of one response language, fullest first, then oldest.
+            # Serves next(): open items of one kind and response language, fullest first, then oldest. The kind
+            # leads, so that gold items (judged by everyone, so "fullest") are never scanned past to find a task.
             models.Index(
-                fields=["campaign", "response_language", "-judgment_count", "id"], name="item_assignment_idx"
+                fields=["campaign", "kind", "response_language", "-judgment_count", "id"], name="item_assignment_idx"
             ),
+            # Only staged rows (few, and none once imports are done): finds what an import staged, for its final
+            # step or its clean-up, without growing with the visible items.
+            models.Index(fields=["staged_by"], condition=Q(staged_by__isnull=False), name="item_staged_idx"),
         ]
 
     def __str__(self) -> str:
@@ -257,6 +318,34 @@ class BackgroundJob:
         return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
+class ItemImport(BackgroundJob, models.Model):
+    """One run of the item import, and the rows it staged (annotation/services/imports.py; docs/import.md).
+
+    `owner` (host and process id) and `heartbeat_at` tell whether the writing process is still alive: the clean-up
+    deletes what a failed or dead import staged.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="imports")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.RUNNING, db_index=True)
+    source = models.CharField(max_length=300, blank=True, help_text=_("where the items came from (file name, API)"))
+    owner = models.CharField(max_length=300, help_text=_("host:pid of the process that writes the import"))
+    staged = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} into {self.campaign_id} ({self.status})"
+
+
 class Export(BackgroundJob, models.Model):
     """An immutable dataset snapshot: the filters, the judgments as of `cutoff`, the files and their hashes.
 
@@ -296,6 +385,12 @@ class Export(BackgroundJob, models.Model):
     language_pairs = models.JSONField(default=list, blank=True)
     agreement = models.JSONField(default=dict, blank=True)
     files = models.JSONField(default=list, blank=True)
+    # A `weight` column from the annotators' reliability (docs/export.md).
+    weights = models.BooleanField(default=False)
+    # What the quality controls changed: the exclusions that applied, with the judgments each left out, and how many
+    # items a reviewer's final ranking decided (annotation/services/exports.py).
+    exclusions = models.JSONField(default=list, blank=True)
+    adjudicated = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
@@ -315,3 +410,253 @@ class Export(BackgroundJob, models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.campaign} ({self.get_status_display()})"
+
+
+# --- People (issue 15, part "people"): invitations, guidelines per language, page activity, pay rates -------------
+# Services: annotation/services/invitations.py, guidelines.py, timesheets.py, workload.py; docs/campaigns.md.
+
+
+class Invitation(models.Model):
+    """One e-mailed invitation of an annotator created from a CSV (annotation/services/invitations.py).
+
+    The link itself is a signed token that is never stored: it stops working when the annotator sets a password, when
+    a newer invitation is sent, or INVITATION_DAYS after it was made. This row keeps when it was sent, until when it
+    is good and whether it was used, so that a refused link can tell the annotator why.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations",
+                             verbose_name=_("annotator"))
+    email = models.EmailField(_("sent to"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("invited by"))
+    created_at = models.DateTimeField(_("sent"), default=timezone.now)
+    expires_at = models.DateTimeField(_("good until"))
+    accepted_at = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return f"invitation of {self.user} ({self.created_at:%Y-%m-%d})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.accepted_at is None and self.expires_at <= (now or timezone.now())
+
+
+class CampaignGuideline(models.Model):
+    """The campaign's guidelines translated into one language. Annotators read the one in the language of the
+    responses they rank (their native language), and the campaign's own guidelines where there is none."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="translated_guidelines")
+    language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+", verbose_name=_("language"))
+    text = models.TextField(_("guidelines (Markdown)"))
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["campaign_id", "language_id"]
+        verbose_name = _("translated guidelines")
+        verbose_name_plural = _("translated guidelines")
+        constraints = [models.UniqueConstraint(fields=["campaign", "language"], name="guideline_one_per_language")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} guidelines in {self.language_id}"
+
+
+class ActivityPing(models.Model):
+    """A minute in which an annotator was active on a campaign's annotation page (static/js/annotate.js posts at
+    most one ping a minute, and only while the page is visible and after the annotator did something). One row per
+    annotator, campaign and minute: a second ping in the same minute inserts nothing."""
+
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    # The item on the page, as the page said: it only attributes the minute to a language pair in the time report,
+    # which reads it against the campaign's items. Not checked when written (a ping does no read), hence no constraint.
+    item = models.ForeignKey(Item, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True,
+                             related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotator", "campaign", "minute"], name="activity_one_per_minute"),
+        ]
+        indexes = [models.Index(fields=["campaign", "minute"], name="activity_campaign_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} active on {self.campaign_id} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class PayRate(models.Model):
+    """An hourly rate in a campaign: for everyone (no annotator, no languages), for a response language or a
+    language pair, for one annotator, or for one annotator in one pair. The most specific rate that fits applies
+    (annotation/services/timesheets.py: pay_rate_for)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pay_rates")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+                                  related_name="+", verbose_name=_("annotator"),
+                                  help_text=_("empty: everyone in the campaign"))
+    prompt_language = models.ForeignKey(Language, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                        verbose_name=_("prompt language"),
+                                        help_text=_("empty: any prompt language"))
+    response_language = models.ForeignKey(Language, on_delete=models.PROTECT, null=True, blank=True,
+                                          related_name="+", verbose_name=_("response language"),
+                                          help_text=_("empty: any language pair"))
+    hourly_rate = models.DecimalField(_("rate per active hour"), max_digits=10, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="EUR",
+                                help_text=_("ISO 4217 code, e.g. EUR; one currency per campaign"))
+
+    class Meta:
+        ordering = ["campaign_id", "annotator_id", "response_language_id", "prompt_language_id"]
+        verbose_name = _("pay rate")
+        verbose_name_plural = _("pay rates")
+        constraints = [
+            models.CheckConstraint(condition=Q(hourly_rate__gte=0), name="payrate_not_negative"),
+            # A prompt language alone would be a rate for "anything translated from Swahili": not a pair.
+            models.CheckConstraint(condition=Q(prompt_language__isnull=True) | Q(response_language__isnull=False),
+                                   name="payrate_prompt_needs_response"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hourly_rate} {self.currency}/h in {self.campaign_id}"
+
+    @property
+    def specificity(self) -> int:
+        """How narrowly the rate applies: an annotator's rate beats a pair's, a pair's beats a response language's."""
+        return (4 if self.annotator_id else 0) + (2 if self.response_language_id else 0) + (
+            1 if self.prompt_language_id else 0)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, str] = {}
+        self.currency = (self.currency or "").strip().upper()
+        if len(self.currency) != 3 or not self.currency.isascii() or not self.currency.isalpha():
+            errors["currency"] = _("Give a three-letter ISO 4217 code, such as EUR or USD.")
+        if self.prompt_language_id and not self.response_language_id:
+            errors["response_language"] = _("A prompt language needs a response language: together they name a "
+                                             "language pair.")
+        if self.hourly_rate is not None and self.hourly_rate < 0:
+            errors["hourly_rate"] = _("A rate cannot be negative.")
+        if self.campaign_id and not errors:
+            others = PayRate.objects.filter(campaign_id=self.campaign_id).exclude(pk=self.pk)
+            same_scope = others.filter(annotator_id=self.annotator_id, prompt_language_id=self.prompt_language_id,
+                                       response_language_id=self.response_language_id)
+            if same_scope.exists():
+                errors["hourly_rate"] = _("This campaign already has a rate for the same annotator and languages: "
+                                          "change that one instead.")
+            currencies = set(others.values_list("currency", flat=True)) - {self.currency}
+            if currencies:
+                errors["currency"] = _("This campaign's other rates are in %(currency)s; a report adds the amounts "
+                                       "up, so use one currency per campaign.") % {"currency": ", ".join(
+                                           sorted(currencies))}
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- Quality: gold items, qualification, exclusion, adjudication (issue 15; docs/campaigns.md) -------------------
+
+
+class AnnotatorStanding(models.Model):
+    """One annotator's record on gold items in one language pair of a campaign, and what it led to.
+
+    Kept up to date when they submit a gold item (annotation/services/quality.py). `excluded`: no more items of the
+    pair, and their judgments of it leave the exports. An admin may set the state back by hand; the reason says who.
+    """
+
+    class State(models.TextChoices):
+        OK = "ok", _("ok")
+        WARNED = "warned", _("warned")
+        EXCLUDED = "excluded", _("excluded")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="standings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="standings")
+    prompt_language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    response_language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    gold_seen = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OK)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    state_reason = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["campaign", "annotator", "prompt_language", "response_language"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator", "prompt_language", "response_language"],
+                                    name="standing_one_per_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in {self.prompt_language_id}→{self.response_language_id}: {self.state}"
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_seen if self.gold_seen else None
+
+
+class QualificationResult(models.Model):
+    """The outcome of one annotator's qualification set for one language pair (decided when the last item of the
+    set is judged). Delete it to let the annotator try again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="qualifications")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications")
+    prompt_language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    response_language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    answered = models.PositiveIntegerField()
+    correct = models.PositiveIntegerField()
+    pass_mark = models.FloatField()
+    passed = models.BooleanField()
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["campaign", "annotator", "prompt_language", "response_language"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator", "prompt_language", "response_language"],
+                                    name="qualification_one_per_pair"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.passed else "failed"
+        return f"{self.annotator_id} {outcome} {self.prompt_language_id}→{self.response_language_id}"
+
+
+class Exclusion(models.Model):
+    """An admin's decision to leave an annotator's judgments in a campaign out of the exports: all of them, or those
+    made from `since` on. The annotator also gets no more items of the campaign."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="exclusions")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exclusions")
+    since = models.DateTimeField(null=True, blank=True, help_text=_("empty: every judgment"))
+    reason = models.CharField(max_length=1000)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "annotator"], name="exclusion_one_per_annotator")]
+
+    def __str__(self) -> str:
+        return f"exclusion of {self.annotator_id} from {self.campaign_id}"
+
+
+class Adjudication(models.Model):
+    """A reviewer's final ranking of an item; the export uses it instead of the annotators' consensus.
+
+    `ranks` is keyed by response id as a judgment's is; `wrong_language` lists response ids that may never be
+    chosen. Reviewers are users with the permission annotation.add_adjudication (the group "Reviewers")."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="adjudication")
+    ranks = models.JSONField()
+    wrong_language = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"adjudication of {self.item_id}"

@@ -10,7 +10,8 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.http import Http404
 
 from annotation import sql
-from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response
+from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response, Skip
+from crossfeed.permissions import user_may
 
 # Every next and submit needs the annotator's languages: three queries uncached. They change rarely (an admin
 # edits a profile), so each process keeps them for a minute; services that change a profile forget them at once.
@@ -51,7 +52,7 @@ def is_annotator(user: AbstractBaseUser) -> bool:
 
 def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
     """Admins see every campaign; annotators all but drafts (closed ones stay readable, e.g. their own work)."""
-    if user.is_staff:
+    if user_may(user, "annotation.view_campaign"):
         return Campaign.objects.all()
     if not user.is_authenticated:
         return Campaign.objects.none()
@@ -60,12 +61,12 @@ def campaigns_visible_to(user: AbstractBaseUser) -> QuerySet[Campaign]:
 
 def campaign_visible_to(user: AbstractBaseUser, status: str) -> bool:
     """campaigns_visible_to's rule for one campaign already read, by its status."""
-    return user.is_staff or (user.is_authenticated and status != Campaign.Status.DRAFT)
+    return user_may(user, "annotation.view_campaign") or (user.is_authenticated and status != Campaign.Status.DRAFT)
 
 
 def items_visible_to(user: AbstractBaseUser) -> QuerySet[Item]:
     """Items the user may read: admins all; an annotator those they may judge or already judged."""
-    if user.is_staff:
+    if user_may(user, "annotation.view_item"):
         return Item.objects.all()
     native, reading = annotator_languages(user)
     if not native:
@@ -88,7 +89,7 @@ def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
     row = sql.item_for_judging(item_id) if native else None
     if row is None:
         return None
-    pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags = row
+    pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags, kind = row
     if status == Campaign.Status.DRAFT:
         return None
     eligible = response_language in native and (prompt_language in reading or pivot_language in reading)
@@ -96,7 +97,7 @@ def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
         return None
     campaign = Campaign(id=campaign_id, name=name, status=status, flag_vocabulary=sql.decode_json(flags))
     return Item(id=pk, campaign=campaign, prompt_language_id=prompt_language, pivot_language_id=pivot_language,
-                response_language_id=response_language)
+                response_language_id=response_language, kind=kind)
 
 
 def live_lease(user: AbstractBaseUser, item: Item):
@@ -104,7 +105,8 @@ def live_lease(user: AbstractBaseUser, item: Item):
 
 
 def campaign_progress(campaign: Campaign) -> dict:
-    totals = Item.objects.filter(campaign=campaign).aggregate(
+    # Gold and qualification items are checks, not work: they never count toward coverage.
+    totals = Item.objects.filter(campaign=campaign, kind=Item.Kind.TASK).aggregate(
         items=Count("id"),
         complete=Count("id", filter=Q(judgment_count__gte=F("target"))),
         judgments=Sum("judgment_count"),
@@ -122,11 +124,14 @@ def campaign_progress(campaign: Campaign) -> dict:
 
 
 def annotator_progress(user: AbstractBaseUser, campaign: Campaign) -> dict:
-    """How many items this annotator judged in the campaign, and how many more they could still take."""
+    """How many items this annotator judged in the campaign, and how many more they could still take.
+
+    `done` counts gold items too: a count that stood still after a submit would tell the annotator that the item
+    was a gold one."""
     done = Judgment.objects.filter(item__campaign=campaign, annotator=user).count()
     native, reading = annotator_languages(user)
     open_items = (
-        Item.objects.filter(campaign=campaign, response_language__in=native)
+        Item.objects.filter(campaign=campaign, kind=Item.Kind.TASK, response_language__in=native)
         .filter(Q(prompt_language__in=reading) | Q(pivot_language__in=reading))
         .exclude(judgments__annotator=user)
         .exclude(skips__annotator=user)
@@ -140,7 +145,7 @@ def annotator_progress(user: AbstractBaseUser, campaign: Campaign) -> dict:
 def language_pair_rows(campaign: Campaign) -> list[dict]:
     """Per (prompt language, response language): items, judgments and complete items."""
     rows = (
-        Item.objects.filter(campaign=campaign)
+        Item.objects.filter(campaign=campaign, kind=Item.Kind.TASK)
         .values("prompt_language", "response_language")
         .annotate(
             items=Count("id"),
@@ -196,8 +201,9 @@ def campaign_for_leasing(user: AbstractBaseUser, campaign_id: int) -> Campaign:
     row = sql.campaign_for_leasing(campaign_id)
     if row is None or not campaign_visible_to(user, row[2]):
         raise Http404("No Campaign matches the given query.")
-    pk, name, status, lease_minutes = row
-    return Campaign(id=pk, name=name, status=status, lease_minutes=lease_minutes)
+    pk, name, status, lease_minutes, gold_rate, qualification_pairs = row
+    return Campaign(id=pk, name=name, status=status, lease_minutes=lease_minutes, gold_rate=gold_rate,
+                    qualification_pairs=sql.decode_json(qualification_pairs))
 
 
 def judgments_by_item(campaign: Campaign):
@@ -219,14 +225,17 @@ def judgments_of(user: AbstractBaseUser, campaign: Campaign) -> QuerySet[Judgmen
 
 
 def judgments_by_item_with_ids(campaign: Campaign):
-    """Like judgments_by_item, with each item's response ids (ascending) for pair derivation."""
+    """Like judgments_by_item, with each item's response ids (ascending) for pair derivation. Items to rank only:
+    gold and qualification items are checks of the annotators, not data."""
     response_ids: dict[int, list[int]] = {}
     for item_id, response_id in (
-        Response.objects.filter(item__campaign=campaign).order_by("item_id", "id").values_list("item_id", "id")
+        # Responses of items an import is still writing are nobody's yet (Response has no manager that hides them).
+        Response.objects.filter(item__campaign=campaign, item__staged_by__isnull=True, item__kind=Item.Kind.TASK)
+        .order_by("item_id", "id").values_list("item_id", "id")
     ):
         response_ids.setdefault(item_id, []).append(response_id)
     rows = (
-        Judgment.objects.filter(item__campaign=campaign)
+        Judgment.objects.filter(item__campaign=campaign, item__kind=Item.Kind.TASK)
         .order_by("item_id", "id")
         .values_list("item_id", "item__prompt_language_id", "item__response_language_id", "annotator_id", "ranks",
                      "flags")
@@ -240,3 +249,9 @@ def judgments_by_item_with_ids(campaign: Campaign):
         bucket.append((annotator_id, ranks, flags))
     if bucket:
         yield pair, response_ids.get(current, []), bucket
+
+
+def skips_of(user: AbstractBaseUser, campaign: Campaign) -> QuerySet[Skip]:
+    """The annotator's own skips in a campaign, newest first (listed on My judgments, each can be undone)."""
+    return Skip.objects.filter(item__campaign=campaign, annotator=user).select_related("item").order_by("-created_at",
+                                                                                                      "-id")

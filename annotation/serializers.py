@@ -65,12 +65,20 @@ class CampaignInputSerializer(serializers.Serializer):
     flag_vocabulary = serializers.ListField(
         child=serializers.CharField(max_length=40), required=False, max_length=30, allow_empty=True
     )
+    # Gold and qualification (docs/campaigns.md); types only, the ranges are the service's (campaign_check).
+    gold_rate = serializers.FloatField(required=False)
+    gold_warn_below = serializers.FloatField(required=False)
+    gold_exclude_below = serializers.FloatField(required=False)
+    gold_min_seen = serializers.IntegerField(required=False)
+    qualification_pass_mark = serializers.FloatField(required=False)
 
 
 class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
-        fields = ["id", "name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary", "created_at"]
+        fields = ["id", "name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary", "created_at",
+                  "gold_rate", "gold_warn_below", "gold_exclude_below", "gold_min_seen", "qualification_pass_mark",
+                  "qualification_pairs"]
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -185,6 +193,7 @@ class ExportInputSerializer(serializers.Serializer):
                                       max_length=200)
     test_fraction = serializers.FloatField(min_value=0, max_value=0.99, required=False, default=0.1)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
+    weights = serializers.BooleanField(required=False, default=False)
 
 
 class ExportFileSerializer(serializers.Serializer):
@@ -214,6 +223,9 @@ class ExportSerializer(serializers.Serializer):
     language_pairs = serializers.ListField(child=serializers.DictField())
     agreement = serializers.DictField()
     files = serializers.SerializerMethodField()
+    weights = serializers.BooleanField()
+    exclusions = serializers.ListField(child=serializers.DictField())
+    adjudicated = serializers.IntegerField()
     error = serializers.CharField()
     # null: the creator was deleted (or a script made it); the export has not finished yet.
     created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
@@ -238,3 +250,58 @@ class ExportSerializer(serializers.Serializer):
             }
             for name in names
         ]
+
+
+# --- quality: annotators' records and exclusions (docs/api.md) ------------------------------------------------
+
+
+class QualificationOutSerializer(serializers.Serializer):
+    passed = serializers.BooleanField()
+    correct = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    pass_mark = serializers.FloatField()
+    decided_at = serializers.DateTimeField()
+
+
+class AnnotatorPairSerializer(serializers.Serializer):
+    pair = serializers.CharField(help_text="prompt language→response language, e.g. sw→ta")
+    prompt_language = serializers.CharField()
+    response_language = serializers.CharField()
+    judgments = serializers.IntegerField(help_text="judgments of items to rank (gold and qualification not counted)")
+    gold_seen = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    state = serializers.ChoiceField(choices=["ok", "warned", "excluded"])
+    state_changed_at = serializers.DateTimeField(allow_null=True)
+    state_reason = serializers.CharField(allow_blank=True)
+    qualification = QualificationOutSerializer(allow_null=True)
+
+
+class ExclusionOutSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class AnnotatorOverviewSerializer(serializers.Serializer):
+    user = serializers.CharField(help_text="username")
+    user_id = serializers.IntegerField()
+    language_pairs = AnnotatorPairSerializer(many=True)
+    active_seconds = serializers.IntegerField()
+    excluded = ExclusionOutSerializer(allow_null=True, help_text="an admin's exclusion from the campaign, if any")
+
+
+class ExclusionInputSerializer(serializers.Serializer):
+    # Documents the body; the service checks it (user: id or username; since: a date or ISO 8601 date-time).
+    user = serializers.CharField(help_text="the annotator's user id or username")
+    reason = serializers.CharField(max_length=1000)
+    since = serializers.CharField(required=False, allow_null=True, help_text="e.g. 2026-03-01; absent: every judgment")
+
+
+class ExclusionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField(source="campaign_id")
+    user = serializers.CharField(source="annotator.username")
+    user_id = serializers.IntegerField(source="annotator_id")
+    reason = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()

@@ -10,12 +10,24 @@ reads and writes rows. Table and column names come from the models' _meta, so a 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
-from annotation.models import Campaign, Item, Judgment, JudgmentSubmission, Lease, Response, Skip
+from annotation.models import (
+    AnnotatorStanding,
+    Campaign,
+    Exclusion,
+    Item,
+    Judgment,
+    JudgmentSubmission,
+    Lease,
+    QualificationResult,
+    Response,
+    Skip,
+)
 
 
 def _table(model) -> str:
@@ -64,25 +76,42 @@ def extend_lease(lease_id: int, expires_at: datetime) -> None:
     execute(f"UPDATE {_table(Lease)} SET expires_at = %s WHERE id = %s", [_when(expires_at), lease_id])
 
 
-def candidate_ids(*, campaign_id: int, annotator_id: int, native: list[str], reading: list[str], limit: int,
-                  lock: bool) -> list[int]:
-    """Open items of the annotator's languages that they have not judged, skipped or leased: fullest, then oldest.
+def _pairs_condition(pairs: Sequence[Sequence[str]]) -> tuple[str, list[str]]:
+    """SQL that is true for items of any of these (prompt language, response language) pairs, and its parameters."""
+    condition = " OR ".join(["(i.prompt_language_id = %s AND i.response_language_id = %s)"] * len(pairs))
+    return f"({condition})", [code for pair in pairs for code in pair]
 
-    `lock` adds FOR UPDATE SKIP LOCKED (PostgreSQL): rows other transactions hold are passed over.
+
+def candidate_ids(*, campaign_id: int, annotator_id: int, native: list[str], reading: list[str], limit: int,
+                  lock: bool, kind: str = "task", skip_pairs: Sequence[Sequence[str]] = (),
+                  only_pairs: Sequence[Sequence[str]] = (), shuffle: bool = False) -> list[int]:
+    """Open items of the annotator's languages that they have not judged, skipped or leased: fullest, then oldest
+    (`shuffle`: in random order). Items an import is still writing (staged_by set) are never candidates.
+
+    `kind`: task, gold or qualification items (Item.Kind). `skip_pairs` / `only_pairs`: leave out, or keep only,
+    items of these (prompt language, response language) pairs. `lock` adds FOR UPDATE SKIP LOCKED (PostgreSQL):
+    rows other transactions hold are passed over.
     """
+    pairs_sql, pairs_params = "", []
+    for pairs, negate in ((skip_pairs, "NOT "), (only_pairs, "")):
+        if pairs:
+            condition, params = _pairs_condition(pairs)
+            pairs_sql += f"AND {negate}{condition} "
+            pairs_params += params
     sql = (
-        f"SELECT i.id FROM {_table(Item)} i WHERE i.campaign_id = %s "
-        f"AND i.response_language_id IN ({_placeholders(native)}) "
+        f"SELECT i.id FROM {_table(Item)} i WHERE i.campaign_id = %s AND i.kind = %s AND i.staged_by_id IS NULL "
+        f"AND i.response_language_id IN ({_placeholders(native)}) {pairs_sql}"
         f"AND (i.prompt_language_id IN ({_placeholders(reading)}) OR i.pivot_language_id IN "
         f"({_placeholders(reading)})) "
         "AND i.judgment_count < i.target - i.lease_count "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Judgment)} j WHERE j.item_id = i.id AND j.annotator_id = %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Skip)} s WHERE s.item_id = i.id AND s.annotator_id = %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Lease)} l WHERE l.item_id = i.id AND l.annotator_id = %s) "
-        "ORDER BY i.judgment_count DESC, i.id LIMIT %s"
+        + ("ORDER BY RANDOM() LIMIT %s" if shuffle else "ORDER BY i.judgment_count DESC, i.id LIMIT %s")
         + (" FOR UPDATE OF i SKIP LOCKED" if lock else "")
     )
-    params = [campaign_id, *native, *reading, *reading, annotator_id, annotator_id, annotator_id, limit]
+    params = [campaign_id, kind, *native, *pairs_params, *reading, *reading, annotator_id, annotator_id,
+              annotator_id, limit]
     return [row[0] for row in fetch_all(sql, params)]
 
 
@@ -90,7 +119,7 @@ def take_lease_place(item_id: int) -> bool:
     """One more lease on the item, if it still has room; the WHERE makes the check and the write one step."""
     return execute(
         f"UPDATE {_table(Item)} SET lease_count = lease_count + 1 "
-        "WHERE id = %s AND judgment_count < target - lease_count",
+        "WHERE id = %s AND staged_by_id IS NULL AND judgment_count < target - lease_count",
         [item_id],
     ) == 1
 
@@ -129,7 +158,7 @@ def take_judgment_place(item_id: int, *, held_lease: bool) -> bool:
                "WHERE id = %s")
     else:
         sql = (f"UPDATE {_table(Item)} SET judgment_count = judgment_count + 1 "
-               "WHERE id = %s AND judgment_count < target - lease_count")
+               "WHERE id = %s AND staged_by_id IS NULL AND judgment_count < target - lease_count")
     return execute(sql, [item_id]) == 1
 
 
@@ -171,11 +200,12 @@ def submitted(*, annotator_id: int, key: str) -> tuple[int, int] | None:
 
 
 def item_for_judging(item_id: int) -> tuple | None:
-    """The item's languages and its campaign's id, name, status and flag vocabulary, in one row."""
+    """The item's languages and its campaign's id, name, status and flag vocabulary, and the item's kind, in one row
+    (none for an item an import is still writing)."""
     rows = fetch_all(
         f"SELECT i.id, i.campaign_id, i.prompt_language_id, i.pivot_language_id, i.response_language_id, "
-        f"c.name, c.status, c.flag_vocabulary FROM {_table(Item)} i JOIN {_table(Campaign)} c "
-        "ON c.id = i.campaign_id WHERE i.id = %s",
+        f"c.name, c.status, c.flag_vocabulary, i.kind FROM {_table(Item)} i JOIN {_table(Campaign)} c "
+        "ON c.id = i.campaign_id WHERE i.id = %s AND i.staged_by_id IS NULL",
         [item_id],
     )
     return rows[0] if rows else None
@@ -187,16 +217,32 @@ def decode_json(value: Any) -> Any:
 
 
 def campaign_for_leasing(campaign_id: int) -> tuple | None:
-    """(id, name, status, lease_minutes) of a campaign: what handing out an item needs."""
-    rows = fetch_all(f"SELECT id, name, status, lease_minutes FROM {_table(Campaign)} WHERE id = %s", [campaign_id])
+    """(id, name, status, lease_minutes, gold_rate, qualification_pairs) of a campaign: what handing out an item
+    needs."""
+    rows = fetch_all(f"SELECT id, name, status, lease_minutes, gold_rate, qualification_pairs FROM "
+                     f"{_table(Campaign)} WHERE id = %s", [campaign_id])
     return rows[0] if rows else None
+
+
+def lease_gates(*, campaign_id: int, annotator_id: int) -> list[tuple[str, str, str]]:
+    """What stands between an annotator and the campaign's items, in one read: ("excluded", prompt, response) per
+    language pair that gold excluded them from, ("passed" | "failed", prompt, response) per qualification result,
+    and ("excluded", "", "") when an admin excluded them from the whole campaign."""
+    return fetch_all(
+        f"SELECT 'excluded', prompt_language_id, response_language_id FROM {_table(AnnotatorStanding)} "
+        "WHERE campaign_id = %s AND annotator_id = %s AND state = 'excluded' "
+        "UNION ALL SELECT CASE WHEN passed THEN 'passed' ELSE 'failed' END, prompt_language_id, response_language_id "
+        f"FROM {_table(QualificationResult)} WHERE campaign_id = %s AND annotator_id = %s "
+        f"UNION ALL SELECT 'excluded', '', '' FROM {_table(Exclusion)} WHERE campaign_id = %s AND annotator_id = %s",
+        [campaign_id, annotator_id] * 3,
+    )
 
 
 def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
     """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language)."""
     items = fetch_all(
         f"SELECT id, campaign_id, prompt_text, prompt_language_id, pivot_text, pivot_language_id "
-        f"FROM {_table(Item)} WHERE id = %s",
+        f"FROM {_table(Item)} WHERE id = %s AND staged_by_id IS NULL",
         [item_id],
     )
     if not items:

@@ -1,4 +1,7 @@
-"""Background tasks (Django Tasks API, django-tasks-db backend). Thin: each calls one service."""
+"""Background tasks (Django Tasks API, django-tasks-db backend). Thin: each calls one service.
+
+Queue "exports" is served by the fast lane (`manage.py crossfeed_worker --lane fast`), never behind a training run.
+"""
 
 from django_tasks import task
 

@@ -9,20 +9,26 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotation import selectors
-from annotation.forms import JudgmentForm
-from annotation.models import Campaign, Item, Judgment
+from annotation import competence, selectors
+from annotation.forms import DisagreementFilterForm, JudgmentForm
+from annotation.models import Adjudication, Campaign, Item, Judgment
 from annotation.serializers import item_payload
-from annotation.services.assignment import item_skip, lease_next
-from annotation.services.judgments import judgment_submit
+from annotation.services.assignment import item_skip, lease_next, skip_undo
+from annotation.services.guidelines import guidelines_for
+from annotation.services.judgments import MAX_BODY_BYTES, judgment_submit
+from annotation.services.quality import adjudication_record, may_adjudicate
+from annotation.templatetags.crossfeed import letter
+from crossfeed.bodies import declared_length
 from crossfeed.errors import Conflict, CrossfeedError, InvalidInput, NotFound
+from crossfeed.permissions import user_may
 
 
 def _get_campaign_for_user(request: HttpRequest, campaign_id: int) -> Campaign:
@@ -62,7 +68,13 @@ def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if not selectors.is_annotator(request.user):
         messages.info(request, _("Your account has no annotator profile: you can read campaigns but not rank."))
         return redirect("home")
-    return render(request, "annotation/annotate.html", {"campaign": campaign})
+    # The guidelines in each of the annotator's native languages (the languages of the responses they rank).
+    guidelines = guidelines_for(campaign=campaign, languages=selectors.annotator_languages(request.user)[0])
+    return render(request, "annotation/annotate.html", {
+        "campaign": campaign, "guidelines": guidelines,
+        # Warnings and exclusions from gold items, qualification results (docs/campaigns.md).
+        "standing": competence.standing_states_of(campaign=campaign, annotator=request.user),
+    })
 
 
 @require_POST
@@ -100,9 +112,16 @@ def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgmen
     payload = item_payload(item, request.user.id, None)
     ranks = dict((judgment.ranks if judgment else {}) | (posted or {}).get("ranks", {}))
     flags = (posted or {}).get("flags") or (judgment.flags if judgment else {})
-    for response in payload["responses"]:
+    errors = dict(errors or {})
+    rank_errors = []
+    for index, response in enumerate(payload["responses"]):
         response["rank"] = ranks.get(str(response["id"]))
         response["flags"] = flags.get(str(response["id"]), [])
+        # A rank error goes into its response's card, and the summary names the response by the letter the
+        # annotator sees (the ids are internal, and each annotator sees the responses in their own order).
+        response["errors"] = [str(problem) for problem in errors.pop(f"rank_{response['id']}", [])]
+        rank_errors += [{"response": response["id"], "message": _("Response %(letter)s: %(problem)s") % {
+            "letter": letter(index), "problem": problem}} for problem in response["errors"]]
     return {
         "item": item,
         "payload": payload,
@@ -110,7 +129,8 @@ def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgmen
         "flag_vocabulary": item.campaign.flag_vocabulary,
         "lease_expires_at": lease_expires_at,
         "judgment": judgment,
-        "errors": errors or {},
+        "errors": errors,
+        "rank_errors": rank_errors,
         "comment": (posted or {}).get("comment", judgment.comment if judgment else ""),
         "idempotency_key": uuid.uuid4().hex,
         "rendered_at": int(time.time()),
@@ -121,6 +141,14 @@ def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgmen
 @login_required
 def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     _require_annotator(request)
+    if declared_length(request) > MAX_BODY_BYTES:
+        # Django has parsed the form already (CSRF reads it, within DATA_UPLOAD_MAX_MEMORY_SIZE and
+        # DATA_UPLOAD_MAX_NUMBER_FIELDS); refusing here keeps an oversized comment from being echoed into the page.
+        return HttpResponseBadRequest(
+            _("This submission is too large (%(size)s bytes; at most %(limit)s). Shorten the comment and send it "
+              "again.") % {"size": declared_length(request), "limit": MAX_BODY_BYTES},
+            content_type="text/plain; charset=utf-8",
+        )
     item = _get_item_for_annotator(request, item_id)
     campaign = item.campaign
     response_ids = list(item.responses.values_list("id", flat=True))
@@ -128,24 +156,52 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     posted = form.posted()
     try:
         if not form.is_valid():
-            raise InvalidInput(_("Please fix the marked fields."), field_errors=form.field_errors())
+            raise InvalidInput(_("Please fix the marked fields."), field_errors=form.field_errors(per_response=True))
         judgment_submit(annotator=request.user, item_id=item.id, **form.service_arguments())
     except InvalidInput as exc:
-        judgment = selectors.judgment_of(request.user, item)
-        lease = selectors.live_lease(request.user, item)
-        context = {"campaign": campaign, "mine": selectors.annotator_progress(request.user, campaign),
-                   "progress": selectors.campaign_progress(campaign)}
-        context.update(_item_context(request, item, lease.expires_at if lease else None, judgment=judgment,
-                                     errors=exc.field_errors or {"__all__": [exc.message]}, posted=posted))
-        return _render_workspace(request, "annotation/_item.html", context, 422)
+        return _render_refused(request, item, errors=exc.field_errors or {"__all__": [exc.message]}, posted=posted)
     except Conflict as exc:
         return _render_next(request, campaign, notice=exc.message)
     except NotFound as exc:
         raise Http404(exc.message) from None
     if request.POST.get("return") == "mine":
+        messages.success(request, _("Revision saved."))
         target = reverse("annotation:mine", kwargs={"campaign_id": campaign.id})
         return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
     return _render_next(request, campaign, notice=_("Saved. Here is the next item."))
+
+
+def _render_refused(request: HttpRequest, item: Item, **context) -> HttpResponse:
+    """The same item again with what was sent and what was wrong (422); the lease is kept."""
+    campaign = item.campaign
+    lease = selectors.live_lease(request.user, item)
+    page = {"campaign": campaign, "mine": selectors.annotator_progress(request.user, campaign),
+            "progress": selectors.campaign_progress(campaign)}
+    skip_error = context.pop("skip_error", "")
+    skip_posted = context.pop("skip_posted", {})
+    page.update(_item_context(request, item, lease.expires_at if lease else None,
+                              judgment=selectors.judgment_of(request.user, item), **context))
+    page.update({"skip_error": skip_error, "skip_posted": skip_posted})
+    return _render_workspace(request, "annotation/_item.html", page, 422)
+
+
+# The skip form's reasons (templates/annotation/_item.html), stored as these keys; "other" is stored with the
+# annotator's own words after it ("other: ...").
+SKIP_REASONS = {
+    "cannot read the instruction": gettext_lazy("I cannot read the instruction"),
+    "not my language": gettext_lazy("The responses are not in my language"),
+    "offensive": gettext_lazy("Offensive or unsafe content"),
+    "other": gettext_lazy("Other"),
+}
+
+
+def skip_reason_label(reason: str) -> str:
+    """A stored reason as the annotator chose it, in their language."""
+    if reason in SKIP_REASONS:
+        return str(SKIP_REASONS[reason])
+    if reason.startswith("other: "):
+        return _("Other: %(reason)s") % {"reason": reason.removeprefix("other: ")}
+    return reason or _("(no reason given)")
 
 
 @require_POST
@@ -153,7 +209,14 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
 def skip(request: HttpRequest, item_id: int) -> HttpResponse:
     _require_annotator(request)
     item = _get_item_for_annotator(request, item_id)
-    reason = request.POST.get("reason", "")[:500]
+    reason = request.POST.get("reason", "")[:500].strip()
+    if reason == "other":
+        own_words = " ".join(request.POST.get("reason_other", "").split())[:400]
+        if not own_words:
+            return _render_refused(request, item, skip_error=_(
+                "Not skipped: you chose \u201cOther\u201d, so write your reason in the box (a few words are "
+                "enough), or choose one of the listed reasons."), skip_posted={"reason": reason})
+        reason = f"other: {own_words}"
     try:
         item_skip(item=item, annotator=request.user, reason=reason)
     except CrossfeedError as exc:
@@ -167,7 +230,24 @@ def mine(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The annotator's own judgments in a campaign, newest first, each open for revision."""
     campaign = _get_campaign_for_user(request, campaign_id)
     judgments = selectors.judgments_of(request.user, campaign)
-    return render(request, "annotation/mine.html", {"campaign": campaign, "judgments": judgments})
+    skips = [{"skip": skip, "reason": skip_reason_label(skip.reason)}
+             for skip in selectors.skips_of(request.user, campaign)]
+    return render(request, "annotation/mine.html", {"campaign": campaign, "judgments": judgments, "skips": skips})
+
+
+@require_POST
+@login_required
+def unskip(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Undo a skip: the item can be offered to the annotator again."""
+    _require_annotator(request)
+    item = _get_item_for_annotator(request, item_id)
+    try:
+        skip_undo(item=item, annotator=request.user)
+    except NotFound:
+        raise Http404(_("You have not skipped this item.")) from None
+    messages.success(request, _("Skip undone: item %(item)s can be offered to you again.")
+                     % {"item": item.external_id})
+    return redirect("annotation:mine", campaign_id=item.campaign_id)
 
 
 @require_GET
@@ -177,6 +257,125 @@ def revise(request: HttpRequest, item_id: int) -> HttpResponse:
     judgment = selectors.judgment_of(request.user, item)
     if judgment is None:
         raise Http404(_("You have not judged this item."))
-    context = {"campaign": item.campaign, "revising": True}
+    # The progress row of the workspace, with its numbers (the revise page showed "done · left" and "%" alone).
+    context = {"campaign": item.campaign, "revising": True,
+               "mine": selectors.annotator_progress(request.user, item.campaign),
+               "progress": selectors.campaign_progress(item.campaign)}
     context.update(_item_context(request, item, None, judgment=judgment))
     return render(request, "annotation/revise.html", context)
+
+
+# --- review: disagreements and adjudication (docs/campaigns.md) ----------------------------------------------------
+
+
+def _require_reviewer(request: HttpRequest) -> None:
+    """Reviewers (annotation.add_adjudication, the group "Reviewers": trusted native speakers, not staff) and staff
+    who may read judgments."""
+    if not (may_adjudicate(request.user) or user_may(request.user, "annotation.view_judgment")):
+        raise PermissionDenied(_("This page is for reviewers. Ask an administrator to add your account to the "
+                                 "group \u201cReviewers\u201d."))
+
+
+@require_GET
+@login_required
+def disagreements(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The items whose rankings disagree most, per language pair, sortable; each opens for adjudication."""
+    _require_reviewer(request)
+    campaign = _get_campaign_for_user(request, campaign_id)
+    form = DisagreementFilterForm(request.GET)
+    chosen = form.cleaned_data if form.is_valid() else {"pair": "", "sort": "disagreement"}
+    pair = tuple(chosen["pair"].split(">", 1)) if chosen["pair"] else None
+    found = competence.disagreements(campaign, items=competence.adjudicable_items(request.user), pair=pair,
+                                     sort=chosen["sort"] or "disagreement")
+    return render(request, "annotation/disagreements.html", {
+        "campaign": campaign, "found": found, "pair": chosen["pair"], "sort": chosen["sort"] or "disagreement",
+        "pairs": [(f"{p}>{r}", competence.pair_label(p, r)) for p, r in found["pairs"]],
+        "may_adjudicate": may_adjudicate(request.user),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def adjudicate(request: HttpRequest, item_id: int) -> HttpResponse:
+    """The judgments of one item side by side, with the letters each annotator saw, and the reviewer's final
+    ranking (GET shows, POST records)."""
+    _require_reviewer(request)
+    item = get_object_or_404(competence.adjudicable_items(request.user).select_related("campaign"), pk=item_id)
+    responses = list(item.responses.order_by("position"))
+    errors: dict = {}
+    posted = None
+    if request.method == "POST":
+        if not may_adjudicate(request.user):
+            raise PermissionDenied(_("Only reviewers record final rankings."))
+        data = request.POST.copy()
+        data["idempotency_key"] = "adjudication"  # the judgment form's rank fields, without its replay key
+        form = JudgmentForm(data, response_ids=[response.id for response in responses])
+        posted = form.posted()
+        wrong = [value for value in request.POST.getlist("wrong_language") if value.isdigit()]
+        try:
+            if not form.is_valid():
+                raise InvalidInput(_("Please fix the marked fields."), field_errors=form.field_errors())
+            adjudication_record(item=item, reviewer=request.user, ranks=form.service_arguments()["ranks"],
+                                wrong_language=wrong, note=request.POST.get("note", "")[:5000])
+        except InvalidInput as exc:
+            errors = _lettered(exc.field_errors or {"__all__": [exc.message]}, item, responses, request.user)
+        else:
+            messages.success(request, _("Final ranking saved: the export uses it instead of the consensus."))
+            return redirect("annotation:adjudicate", item_id=item.id)
+    context = adjudication_context(request.user, item, responses, posted=posted)
+    context["errors"] = errors
+    return render(request, "annotation/adjudicate.html", context, status=422 if errors else 200)
+
+
+def _lettered(errors: dict, item: Item, responses: list, user) -> dict:
+    """Errors that start with a response id ("12: Give this response a rank.") name the reviewer's letter instead."""
+    from annotation.serializers import response_order
+
+    letters = {str(response_id): chr(ord("A") + index) for index, response_id in
+               enumerate(response_order(item.id, user.id, [response.id for response in responses]))}
+    lettered = {}
+    for field, problems in errors.items():
+        lettered[field] = []
+        for problem in problems:
+            head, _sep, rest = str(problem).partition(": ")
+            lettered[field].append(_("Response %(letter)s: %(problem)s") % {"letter": letters[head], "problem": rest}
+                                   if head in letters and rest else problem)
+    return lettered
+
+
+def adjudication_context(user, item: Item, responses: list, *, posted: dict | None = None) -> dict:
+    """Responses in the reviewer's own order, lettered A, B, C as the reviewer sees them; per judgment the rank it
+    gave and the letter its annotator saw the response under (each annotator saw their own order)."""
+    from annotation.export.pairs import ItemJudgment, consensus_order
+    from annotation.serializers import response_order
+
+    ids = [response.id for response in responses]
+    by_id = {response.id: response for response in responses}
+    mine = response_order(item.id, user.id, ids)
+    judgments = list(item.judgments.select_related("annotator").order_by("id"))
+    show_names = user_may(user, "annotation.view_judgment")
+    columns = []
+    for number, judgment in enumerate(judgments, start=1):
+        seen = {response_id: chr(ord("A") + index)
+                for index, response_id in enumerate(response_order(item.id, judgment.annotator_id, ids))}
+        columns.append({
+            "name": judgment.annotator.get_username() if show_names
+            else _("Annotator %(number)d") % {"number": number},
+            "comment": judgment.comment, "seen": seen, "ranks": judgment.ranks, "flags": judgment.flags,
+        })
+    order = consensus_order(sorted(ids), [ItemJudgment.from_stored(j.annotator_id, j.ranks, j.flags)
+                                          for j in judgments]) if judgments else []
+    consensus = {response_id: position for position, response_id in enumerate(order, start=1)}
+    final = Adjudication.objects.filter(item=item).first()
+    ranks = dict(final.ranks if final else {}) | ((posted or {}).get("ranks") or {})
+    rows = []
+    for index, response_id in enumerate(mine):
+        rows.append({
+            "id": response_id, "letter": chr(ord("A") + index), "response": by_id[response_id],
+            "cells": [{"rank": column["ranks"].get(str(response_id)), "seen": column["seen"][response_id],
+                       "flags": column["flags"].get(str(response_id), [])} for column in columns],
+            "consensus": consensus.get(response_id), "final": ranks.get(str(response_id)),
+            "wrong_language": bool(final and response_id in (final.wrong_language or [])),
+        })
+    return {"campaign": item.campaign, "item": item, "rows": rows, "columns": columns, "final": final,
+            "choices": range(1, len(ids) + 1), "may_adjudicate": may_adjudicate(user)}

@@ -231,11 +231,11 @@ def seed(n_items: int, n_annotators: int) -> tuple[int, list[str]]:
     import io
 
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from annotation.models import AnnotatorProfile, Language
     from annotation.services.campaigns import campaign_create
     from annotation.services.imports import items_import
+    from crossfeed.tokens.services import tokens_issue_many
 
     campaign = campaign_create(name="load", created_by=None, overlap=3)
     rng = random.Random(7)
@@ -257,8 +257,7 @@ def seed(n_items: int, n_annotators: int) -> tuple[int, list[str]]:
     for profile in profiles:
         profile.native_languages.add(tamil)
         profile.reading_languages.add(swahili)
-    tokens = Token.objects.bulk_create([Token(user=user, key=uuid.uuid4().hex[:40]) for user in users])
-    return campaign.id, [token.key for token in tokens]
+    return campaign.id, tokens_issue_many(users=users)
 
 
 def integrity(env: dict[str, str], submits: int) -> dict:

@@ -6,11 +6,18 @@ DJANGO_ENV=production turns on the deployment checks' settings (secure cookies, 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from crossfeed.env import envbool, envint, envlist, secret_from_env
+from crossfeed.file_modes import database_files_narrow, umask_from_env
+
+# Files Crossfeed creates are its user's alone (crossfeed/file_modes.py): set before anything below creates var/.
+UMASK = umask_from_env()
+os.umask(UMASK)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CROSSFEED_VAR_DIR", BASE_DIR / "var"))
@@ -34,19 +41,24 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "crossfeed.jobs",  # the worker lanes: manage.py crossfeed_worker --lane fast|accelerator
     "annotation",
     "training",
     "evaluation",
+    "axes",
+    "csp",
+    # Last: its post_migrate handler fills the "Crossfeed admin" group with the permissions of the apps above.
+    "crossfeed.tokens",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -57,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a refused sign-in of a locked-out person into the lockout page (AXES_* below).
+    "axes.middleware.AxesMiddleware",
     # Last, so that its process_exception sees a view's "database is locked" first: 503 + Retry-After, not 500.
     "crossfeed.busy.DatabaseBusyMiddleware",
 ]
@@ -122,6 +136,7 @@ def _sqlite_options() -> dict:
 
 
 DATABASES = {"default": _database_config()}
+database_files_narrow(DATABASES["default"], umask=UMASK)  # a database created before the umask rule
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -133,6 +148,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes) for the site's and the admin's login forms: after AXES_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is refused (429, the lockout page) until
+# AXES_COOLOFF_MINUTES have passed since its last try. By username and address together, so that nobody can lock an
+# annotator out from elsewhere and one lab's shared address does not lock out everyone in it. Unlock at once with
+# `manage.py axes_reset_username USER` (or `axes_reset` for everyone). docs/deploy.md.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets the earlier typos
+AXES_LOCKOUT_CALLABLE = "crossfeed.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "crossfeed.auth.client_address"
+# Behind a proxy every request comes from the proxy's address: the number of proxies in front, whose
+# X-Forwarded-For entries are trusted. 0 reads the peer's address (then, behind a proxy, the lockout acts by
+# username alone).
+CROSSFEED_PROXY_COUNT = envint("CROSSFEED_PROXY_COUNT", 0)
 
 LANGUAGE_CODE = "en"
 # The interface languages with a catalog in locale/ (docs/translations.md), named in their own language.
@@ -159,6 +195,9 @@ STORAGES = {
 # upload, which Django streams to a temporary file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Django's defaults (0644 files) would override the umask for uploads.
+FILE_UPLOAD_PERMISSIONS = 0o666 & ~UMASK
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o777 & ~UMASK
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -194,17 +233,47 @@ SPECTACULAR_SETTINGS = {
 TASKS = {
     "default": {
         "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
-        "QUEUES": ["default", "exports", "training", "evaluation"],
+        "QUEUES": ["default", "exports", "imports", "training", "evaluation"],
     }
 }
+# Worker lanes (crossfeed/jobs, docs/deploy.md): `manage.py crossfeed_worker --lane accelerator` takes these queues,
+# one task at a time per GPU host; `--lane fast` takes every other queue, so an export never waits behind training.
+# A new queue whose tasks need the GPU (generation, translation) belongs in this default.
+CROSSFEED_ACCELERATOR_QUEUES = envlist("CROSSFEED_ACCELERATOR_QUEUES", ["training", "evaluation"])
 
 CROSSFEED = {
     # Hard limits on imported text, in characters; a longer text is refused with its line and field.
     "MAX_PROMPT_CHARS": envint("CROSSFEED_MAX_PROMPT_CHARS", 20_000),
     "MAX_RESPONSE_CHARS": envint("CROSSFEED_MAX_RESPONSE_CHARS", 20_000),
     "MAX_IMPORT_LINE_BYTES": envint("CROSSFEED_MAX_IMPORT_LINE_BYTES", 1_000_000),
-    "MAX_IMPORT_ERRORS": envint("CROSSFEED_MAX_IMPORT_ERRORS", 1000),
+    # Problems listed in an import's error answer (all are counted: error_count); bounds the answer's size.
+    "MAX_IMPORT_ERRORS": envint("CROSSFEED_MAX_IMPORT_ERRORS", 100),
+    # An import that has written nothing for this long is taken for dead and what it staged is deleted
+    # (annotation/services/imports.py); an import whose process is gone on this host is taken at once.
+    "IMPORT_STALE_SECONDS": envint("CROSSFEED_IMPORT_STALE_SECONDS", 600),
+    # Most processes (GPUs) one training run may ask for; every accelerate config is one machine's (at most 64).
+    "MAX_TRAINING_PROCESSES": envint("CROSSFEED_MAX_TRAINING_PROCESSES", 8),
+    # People (docs/campaigns.md): an invitation link works this many days, once; a gap longer than the idle limit
+    # between two signs of activity is not paid time.
+    "INVITATION_DAYS": envint("CROSSFEED_INVITATION_DAYS", 7),
+    "IDLE_LIMIT_SECONDS": envint("CROSSFEED_IDLE_LIMIT_SECONDS", 300),
 }
+
+# E-mail (invitations, password resets): printed to the console unless an SMTP host is set. docs/configuration.md.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = (secret_from_env("EMAIL_HOST_PASSWORD", fallback_file=None)
+                       if os.environ.get("EMAIL_HOST_PASSWORD") or os.environ.get("EMAIL_HOST_PASSWORD_FILE") else "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", not envbool("EMAIL_USE_SSL", False))
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Crossfeed <crossfeed@localhost>")
+# Where the site is reached, for links in e-mails sent outside a request (manage.py invite_annotators).
+CROSSFEED_SITE_URL = os.environ.get("CROSSFEED_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Seconds an API token's user is remembered per process (crossfeed/auth.py); 0 looks it up on every request.
 TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
@@ -212,17 +281,36 @@ TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
 # Serves /bench/floor/ for bench/annotate_load.py; off everywhere else.
 CROSSFEED_BENCH_FLOOR = envbool("CROSSFEED_BENCH_FLOOR", False)
 
+# The FLORES-200 SentencePiece model for spBLEU (`manage.py fetch_spbleu_model` puts it here on a machine with
+# internet). Without it translation results say "spBLEU: model missing"; it is never downloaded at run time.
+SPBLEU_MODEL = Path(os.environ.get("CROSSFEED_SPBLEU_MODEL", VAR_DIR / "models" / "flores200sacrebleuspm"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes.apps announces itself at every start; axes' own lockout and failure lines stay.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept readable for API clients.
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts and styles only from our own static files, never inline, so text
+# that escaped escaping still cannot run. htmx is told by its meta config (base.html) neither to eval nor to inject
+# its indicator styles; data blocks (json_script) are not scripts. data: images are Swagger UI's and the admin's
+# icons. docs/deploy.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:

@@ -104,26 +104,49 @@ def throwaway_cluster(*, database: str = DATABASE) -> Iterator[str]:
 
     port = _free_port()
     started = False
+    url = f"postgres://{SUPERUSER}@{quote(str(sockets), safe='')}:{port}/{database}"
+    options = (f"-p {port} -k {shlex.quote(str(sockets))} -c listen_addresses='' -c fsync=off "
+               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+
+    def start() -> None:
+        run(bindir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start",
+            timeout=START_TIMEOUT_S + 10)
+
+    def stop() -> None:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "30", "stop", timeout=40)
+
     try:
         sockets.mkdir()
         if account is not None:
             for path in (root, sockets):
                 os.chown(path, account.pw_uid, account.pw_gid)
         run(bindir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
-        options = (f"-p {port} -k {shlex.quote(str(sockets))} -c listen_addresses='' -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
         started = True  # from here on a half-started server must be stopped too
-        run(bindir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start",
-            timeout=START_TIMEOUT_S + 10)
+        start()
         import psycopg
 
         with psycopg.connect(host=str(sockets), port=port, user=SUPERUSER, dbname="postgres",
                              autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{database}"')
-        yield f"postgres://{SUPERUSER}@{quote(str(sockets), safe='')}:{port}/{database}"
+        _running[url] = (stop, start)
+        yield url
     finally:
+        _running.pop(url, None)
         try:
             if started and (data / "postmaster.pid").exists():
-                run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "30", "stop", timeout=40)
+                stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+_running: dict[str, tuple] = {}
+
+
+def cluster_outage(database_url: str, seconds: float) -> None:
+    """Stop the throwaway cluster of `database_url` (fast: its connections are cut), wait, start it again."""
+    import time
+
+    stop, start = _running[database_url]
+    stop()
+    time.sleep(seconds)
+    start()

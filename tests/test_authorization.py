@@ -67,6 +67,11 @@ class World:
 
 @pytest.fixture
 def world(admin_user, annotator, outsider, campaign, items) -> World:
+    return make_world(admin_user, annotator, outsider, campaign, items)
+
+
+def make_world(admin_user, annotator, outsider, campaign, items) -> World:
+    """The world itself, for other files' fixtures (tests/test_hardening_security.py visits it as more people)."""
     judgment_submit(annotator=annotator, item_id=items[0].id, ranks=ranks_for(items[0]), idempotency_key=new_key())
     lease = lease_next(campaign=campaign, annotator=annotator)
     draft = campaign_create(name="Draft campaign", created_by=admin_user, status=Campaign.Status.DRAFT)
@@ -136,6 +141,12 @@ def leased_item(world):
 
 def judged_item(world):
     return {"item_id": world.judged_item.id}
+
+
+def skipped_item(world):
+    """The free item, skipped by the annotator."""
+    Skip.objects.get_or_create(item=world.free_item, annotator=world.users["annotator"])
+    return {"item_id": world.free_item.id}
 
 
 def export_of(world, **fields) -> Export:
@@ -218,11 +229,15 @@ MATRIX = [
                                                   "admin": 403}, body=form_ranks),
     Row("annotation:skip", "POST", leased_item, {"anonymous": LOGIN, "annotator": 200, "outsider": 404,
                                                   "admin": 403}),
+    # Undo a skip (the annotator's own): back to My judgments; an admin has no annotator profile.
+    Row("annotation:unskip", "POST", skipped_item, {"anonymous": LOGIN, "annotator": 302, "outsider": 404,
+                                                     "admin": 403}),
     Row("annotation:revise", "GET", judged_item, {"anonymous": LOGIN, "annotator": 200, "outsider": 404,
                                                    "admin": 404}),
     Row("annotation:revise", "GET", free_item, {"anonymous": LOGIN, "annotator": 404, "outsider": 404,
                                                  "admin": 404}, label="not judged"),
     Row("healthz", "GET", expected=everyone(200)),
+    Row("favicon", "GET", expected=everyone(301)),
     # Our admin views.
     Row("admin:annotation_campaign_import", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
     Row("admin:annotation_campaign_import", "POST", campaign_of,
@@ -264,6 +279,29 @@ MATRIX = [
                                                "admin": 403}, body=lambda world: {}, format="json"),
     Row("api-schema", "GET", expected=everyone(200)),
     Row("api-docs", "GET", expected=everyone(200)),
+]
+
+
+# --- quality: annotators' records, exclusions, disagreements, adjudication (reviewers: tests/annotation/
+# test_views_review.py visits them as a reviewer who is not staff) --------------------------------------------------
+
+
+def new_exclusion(world):
+    return {"user": world.users["annotator"].id, "reason": "careless"}
+
+
+MATRIX += [
+    Row("admin:annotation_campaign_annotators", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("api-campaign-annotators", "GET", campaign_of, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-campaign-exclusions", "POST", campaign_of, {**ADMIN_ONLY_API, "admin": 201}, body=new_exclusion,
+        format="json"),
+    Row("annotation:disagreements", "GET", campaign_of, {"anonymous": LOGIN, "annotator": 403, "outsider": 403,
+                                                         "admin": 200}),
+    Row("annotation:adjudicate", "GET", judged_item, {"anonymous": LOGIN, "annotator": 403, "outsider": 403,
+                                                      "admin": 200}),
+    # An empty final ranking comes back with its errors (422); what matters is who reaches it.
+    Row("annotation:adjudicate", "POST", judged_item, {"anonymous": LOGIN, "annotator": 403, "outsider": 403,
+                                                       "admin": 422}, body=lambda world: {}),
 ]
 
 
@@ -398,8 +436,11 @@ MATRIX += [
     Row("evaluation:run", "GET", finished_evaluation, signed_in(200)),
     Row("evaluation:run_status", "GET", finished_evaluation, signed_in(200)),
     Row("evaluation:results_csv", "GET", finished_evaluation, signed_in(200)),
-    Row("evaluation:outputs", "GET", finished_evaluation, signed_in(200)),
+    # Every prompt and answer verbatim: admins only, as the API's outputs download.
+    Row("evaluation:outputs", "GET", finished_evaluation, {**STAFF_ONLY, "admin": 200}),
     Row("evaluation:compare", "GET", expected=signed_in(200)),
+    # Names the data folders of the server: staff with access to the benchmark sources.
+    Row("evaluation:coverage", "GET", expected={**STAFF_ONLY, "admin": 200}),
     Row("evaluation:retry", "POST", failed_evaluation, {**STAFF_ONLY, "admin": Redirect("evaluation:runs")}),
     Row("evaluation:cancel", "POST", queued_evaluation, {**STAFF_ONLY, "admin": Redirect("evaluation:runs")}),
     Row("evaluation:winrate_create", "POST", expected={**STAFF_ONLY, "admin": Redirect("evaluation:compare")},
@@ -415,6 +456,42 @@ MATRIX += [
     # Outputs hold every prompt and answer verbatim: admins only.
     Row("api-evaluation-run-outputs", "GET", finished_evaluation, {**ADMIN_ONLY_API, "admin": 200}),
 ]
+
+# --- people (issue 15): invitations, own API token, password reset, activity ping, workload, time and pay ----------
+
+
+def bad_link(world):
+    # A link that checks out for nobody: the page that says so, for everyone (signed in or not).
+    return {"uidb64": "MQ", "token": "1-0123456789abcdef"}
+
+
+def team_csv(world):
+    return {"text": "username,email,native_languages,reading_languages\nnewcomer,newcomer@example.org,ta,sw\n"}
+
+
+MATRIX += [
+    Row("invitation", "GET", bad_link, everyone(200)),
+    Row("invitation", "POST", bad_link, everyone(200), label="a bad link sets no password"),
+    Row("api_token", "GET", expected=signed_in(200)),
+    Row("api_token", "POST", expected=signed_in(200)),
+    Row("password_reset", "GET", expected=everyone(200)),
+    Row("password_reset", "POST", expected=everyone(Redirect("password_reset_done")),
+        body=lambda world: {"email": "nobody@example.org"}),
+    Row("password_reset_done", "GET", expected=everyone(200)),
+    Row("password_reset_confirm", "GET", bad_link, everyone(200)),
+    Row("password_reset_complete", "GET", expected=everyone(200)),
+    # Only annotators' activity counts; the admin has no annotator profile.
+    Row("annotation:activity", "POST", campaign_of, signed_in(204, admin=403)),
+    Row("annotation:activity", "POST", draft_of, signed_in(404, admin=403), label="draft"),
+    Row("annotation:activity", "GET", campaign_of, everyone(405), label="no state change by GET"),
+    Row("admin:annotation_annotatorprofile_invite", "GET", expected={**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("admin:annotation_annotatorprofile_invite", "POST", expected={**ADMIN_ONLY_PAGE, "admin": 200},
+        body=team_csv),
+    Row("admin:annotation_campaign_workload", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("admin:annotation_campaign_time_report", "GET", campaign_of, {**ADMIN_ONLY_PAGE, "admin": 200}),
+    Row("api-campaign-time-report", "GET", campaign_of, {**ADMIN_ONLY_API, "admin": 200}),
+]
+
 
 def _row_id(row: Row) -> str:
     return f"{row.method} {row.name}" + (f" ({row.label})" if row.label else "")

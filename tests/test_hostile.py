@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -28,6 +27,7 @@ from annotation.services.campaigns import campaign_create
 from annotation.services.exports import export_create, export_run
 from annotation.services.judgments import judgment_submit
 from crossfeed.errors import InvalidInput
+from crossfeed.tokens.services import token_issue
 from crossfeed.wsgi import application
 from tests.conftest import PASSWORD, item_line, jsonl, new_key, ranks_for
 from tests.e2e import conftest as e2e
@@ -85,8 +85,8 @@ def fuzz_world(admin_user, annotator, other_annotator, campaign, import_items, s
         "ids": {"campaign_id": campaign.id, "item_id": item.id, "export_id": export.id, "run_id": 1,
                 "name": "README.md"},
         "tokens": {
-            "admin": Token.objects.create(user=admin_user).key,
-            "annotator": Token.objects.get_or_create(user=annotator)[0].key,
+            "admin": token_issue(user=admin_user),
+            "annotator": token_issue(user=annotator),
             "anonymous": None,
         },
     }

@@ -84,16 +84,18 @@ def _gunicorn_settings(env: dict[str, str]) -> dict:
 
 def test_gunicorn_serves_with_first_come_first_served_workers_by_default():
     settings = _gunicorn_settings({})
-    assert settings["worker_class"] == "sync" and settings["threads"] == 1
+    assert settings["worker_class"] == "crossfeed.gunicorn_worker.BufferedSyncWorker" and settings["threads"] == 1
     assert settings["workers"] == (os.cpu_count() or 2) * 2 + 1
     assert settings["preload_app"] is True and settings["timeout"] == 300
+    assert settings["max_requests"] == 2000 and settings["max_requests_jitter"] == 200  # workers are recycled
 
 
 def test_gunicorn_settings_come_from_the_environment():
     settings = _gunicorn_settings({"WEB_WORKERS": "3", "WEB_WORKER_CLASS": "gthread", "WEB_THREADS": "4",
-                                   "WEB_TIMEOUT": "60"})
+                                   "WEB_TIMEOUT": "60", "WEB_MAX_REQUESTS": "0", "WEB_MAX_REQUESTS_JITTER": "7"})
     assert (settings["workers"], settings["worker_class"], settings["threads"], settings["timeout"]) == \
         (3, "gthread", 4, 60)
+    assert (settings["max_requests"], settings["max_requests_jitter"]) == (0, 7)
 
 
 def test_the_sqlite_engine_is_the_one_with_the_write_lock_unless_turned_off(tmp_path):

@@ -8,11 +8,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crossfeed.errors import InvalidInput, NotFound
+from crossfeed.permissions import ModelPermissions
 from training import selectors, serializers
 from training.models import BaseModel, TrainingRun
 from training.services.registry import base_model_register
@@ -29,7 +29,9 @@ SFT_FIELDS = {"sft_export": "sft_data", "sft_file": "sft_data"}
 
 
 class BaseModelList(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("training.view_basemodel", "training.view_modelversion"),
+                            "POST": ("training.add_basemodel",)}
 
     @extend_schema(responses=serializers.BaseModelSerializer(many=True))
     def get(self, request):
@@ -44,7 +46,8 @@ class BaseModelList(APIView):
 
 
 class TrainingRunList(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("training.view_trainingrun",), "POST": ("training.add_trainingrun",)}
 
     @extend_schema(responses=serializers.TrainingRunSerializer(many=True))
     def get(self, request):
@@ -67,7 +70,8 @@ class TrainingRunList(APIView):
 
 
 class TrainingRunDetail(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("training.view_trainingrun",)}
 
     @extend_schema(responses=serializers.TrainingRunDetailSerializer)
     def get(self, request, run_id: int):
@@ -79,7 +83,8 @@ class TrainingRunDetail(APIView):
 
 
 class TrainingRunCancel(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("training.change_trainingrun",)}
 
     @extend_schema(request=None, responses={202: serializers.RunCreatedSerializer, 409: None})
     def post(self, request, run_id: int):
@@ -88,7 +93,8 @@ class TrainingRunCancel(APIView):
 
 
 class TrainingRunRetry(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("training.change_trainingrun",)}
 
     @extend_schema(request=None, responses={202: serializers.RunCreatedSerializer, 409: None})
     def post(self, request, run_id: int):
@@ -100,7 +106,9 @@ class TrainingRunRetry(APIView):
 class SFTUpload(APIView):
     """Store an SFT JSONL for use as sft_data.file; the server chooses the file's name."""
 
-    permission_classes = [IsAdminUser]
+    # Only a training run uses the file.
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("training.add_trainingrun",)}
     parser_classes = [MultiPartParser]
 
     @extend_schema(

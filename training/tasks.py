@@ -1,4 +1,5 @@
-"""Training runs as background tasks on queue "training": GPU hosts run `manage.py db_worker --queue-name training`."""
+"""Training runs as background tasks on queue "training", in the accelerator lane: each GPU host runs
+`manage.py crossfeed_worker --lane accelerator` (docs/deploy.md)."""
 
 from django_tasks import task
 

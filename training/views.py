@@ -1,6 +1,7 @@
-"""The live training-run pages, for staff. The run page includes `_run_status.html`, which re-fetches itself every
-2 s while the run is queued or running (and renders no trigger once it has finished, which ends the polling);
-the charts live outside it and are redrawn from the chart data it carries (static/js/training.js)."""
+"""The live training-run pages, for staff with the admin's training-run permissions. The run page includes
+`_run_status.html`, which re-fetches itself every 2 s while the run is queued or running (and renders no trigger
+once it has finished, which ends the polling); the charts live outside it and are redrawn from the chart data it
+carries (static/js/training.js)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -16,19 +16,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import JobStatus
 from crossfeed.errors import Conflict
+from crossfeed.permissions import require_admin_permissions, user_may
 from training import selectors
 from training.models import TrainingRun
 from training.services.runs import training_run_cancel, training_run_retry, training_runs_fail_stale
 
-
-def _require_staff(request: HttpRequest) -> None:
-    # Runs spend GPU hours and their data holds every annotator's rankings: staff only.
-    if not request.user.is_staff:
-        raise PermissionDenied(_("Training runs are for staff; ask an administrator for access."))
+# Runs spend GPU hours and their data holds every annotator's rankings: the admin's permissions, on these pages too.
+VIEW = "training.view_trainingrun"
+CHANGE = "training.change_trainingrun"
 
 
-def _get_run_for_staff(request: HttpRequest, run_id: int) -> TrainingRun:
-    _require_staff(request)
+def _get_run_for_staff(request: HttpRequest, run_id: int, *permissions: str) -> TrainingRun:
+    require_admin_permissions(request, VIEW, *permissions)
     training_runs_fail_stale()  # a run whose worker died shows as failed, with the reason
     run = selectors.run_detail(run_id)
     if run is None:
@@ -44,14 +43,15 @@ def duration(seconds: int | None) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def _status_context(run: TrainingRun, *, notice: str = "", error: str = "") -> dict:
+def _status_context(request: HttpRequest, run: TrainingRun, *, notice: str = "", error: str = "") -> dict:
+    may_change = user_may(request.user, CHANGE)
     return {
         "run": run,
         "polling": not run.is_finished,
         # Only a running run has a meaningful ETA; a finished one may still hold its last estimate.
         "eta": duration(run.eta_seconds) if run.status == JobStatus.RUNNING else "",
-        "can_cancel": run.status in (JobStatus.QUEUED, JobStatus.RUNNING) and not run.cancel_requested,
-        "can_retry": run.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+        "can_cancel": may_change and run.status in (JobStatus.QUEUED, JobStatus.RUNNING) and not run.cancel_requested,
+        "can_retry": may_change and run.status in (JobStatus.FAILED, JobStatus.CANCELLED),
         "versions": [(version, selectors.manifest_summary(version)) for version in run.versions.all()],
         "chart": selectors.run_chart(run),
         "notice": notice,
@@ -62,7 +62,7 @@ def _status_context(run: TrainingRun, *, notice: str = "", error: str = "") -> d
 @require_GET
 @login_required
 def runs(request: HttpRequest) -> HttpResponse:
-    _require_staff(request)
+    require_admin_permissions(request, VIEW)
     training_runs_fail_stale()
     return render(request, "training/runs.html", {"runs": selectors.runs_listed()[:200]})
 
@@ -70,18 +70,19 @@ def runs(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def run(request: HttpRequest, run_id: int) -> HttpResponse:
-    return render(request, "training/run.html", _status_context(_get_run_for_staff(request, run_id)))
+    return render(request, "training/run.html", _status_context(request, _get_run_for_staff(request, run_id)))
 
 
 @require_GET
 @login_required
 def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
-    return render(request, "training/_run_status.html", _status_context(_get_run_for_staff(request, run_id)))
+    return render(request, "training/_run_status.html",
+                  _status_context(request, _get_run_for_staff(request, run_id)))
 
 
 def _act(request: HttpRequest, run_id: int, action: Callable[..., TrainingRun], done: str) -> HttpResponse:
     """Cancel or retry; htmx gets the status partial with the outcome, a plain form post a redirect."""
-    run = _get_run_for_staff(request, run_id)
+    run = _get_run_for_staff(request, run_id, CHANGE)
     notice, error = done, ""
     try:
         run = action(run=run)
@@ -89,7 +90,7 @@ def _act(request: HttpRequest, run_id: int, action: Callable[..., TrainingRun], 
         notice, error = "", exc.message
     if request.htmx:
         return render(request, "training/_run_status.html",
-                      _status_context(selectors.run_detail(run.id), notice=notice, error=error))
+                      _status_context(request, selectors.run_detail(run.id), notice=notice, error=error))
     if error:
         messages.error(request, error)
     else:

@@ -8,27 +8,73 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 
 from annotation.models import DEFAULT_FLAGS, Campaign, Item
+from annotation.services.quality import QUALITY_DEFAULTS, QUALITY_SETTINGS, quality_settings_check
 from crossfeed.errors import InvalidInput
+from crossfeed.parsers import surrogate_code
 
 FLAG_RE_MAX = 40
+MAX_FLAGS = 30
+MAX_NAME_CHARS = 200
+MAX_GUIDELINES_CHARS = 100_000
+MAX_OVERLAP = 20
+MAX_LEASE_MINUTES = 1440
 
 
-def _check(name: Any, overlap: Any, lease_minutes: Any, flag_vocabulary: Any, status: Any) -> dict[str, list[str]]:
+def _whole_number(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _plain_text(value: Any) -> bool:
+    # A lone surrogate can come in only through a JSON field (the admin's flag list); the database refuses it.
+    return isinstance(value, str) and surrogate_code(value) is None
+
+
+def campaign_check(
+    *,
+    name: Any,
+    overlap: Any,
+    lease_minutes: Any,
+    flag_vocabulary: Any,
+    status: Any,
+    guidelines: Any,
+    campaign: Campaign | None = None,
+    **quality: Any,
+) -> dict[str, list[str]]:
+    """Every rule about a campaign's settings, as errors by field ({} when valid).
+
+    The one check behind the API (campaign_create), the admin's add and change forms and campaign_update, so that
+    nothing a page cannot show (flags that are not names, an overlap the database refuses) is ever stored.
+    `campaign`: the campaign being changed, whose own name is not a clash. `quality`: the gold and qualification
+    settings (services/quality.py: QUALITY_SETTINGS; the stored or default value for any not given).
+    """
     errors: dict[str, list[str]] = {}
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        errors["name"] = ["required, at most 200 characters"]
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= 20:
-        errors["overlap"] = ["a whole number from 1 to 20"]
-    if isinstance(lease_minutes, bool) or not isinstance(lease_minutes, int) or not 1 <= lease_minutes <= 1440:
-        errors["lease_minutes"] = ["a whole number of minutes from 1 to 1440"]
+    if not _plain_text(name) or not name.strip() or len(name) > MAX_NAME_CHARS:
+        errors["name"] = [f"required, at most {MAX_NAME_CHARS} characters"]
+    else:
+        clashes = Campaign.objects.filter(name__iexact=name.strip())
+        if campaign is not None:
+            clashes = clashes.exclude(pk=campaign.pk)
+        if clashes.exists():
+            errors["name"] = [f"a campaign named {name.strip()!r} already exists"]
+    if not _whole_number(overlap, 1, MAX_OVERLAP):
+        errors["overlap"] = [f"a whole number from 1 to {MAX_OVERLAP}"]
+    if not _whole_number(lease_minutes, 1, MAX_LEASE_MINUTES):
+        errors["lease_minutes"] = [f"a whole number of minutes from 1 to {MAX_LEASE_MINUTES}"]
     if (
         not isinstance(flag_vocabulary, list)
-        or not all(isinstance(flag, str) and 0 < len(flag) <= FLAG_RE_MAX for flag in flag_vocabulary)
+        or len(flag_vocabulary) > MAX_FLAGS
+        or not all(_plain_text(flag) and 0 < len(flag) <= FLAG_RE_MAX for flag in flag_vocabulary)
         or len(set(flag_vocabulary)) != len(flag_vocabulary)
     ):
-        errors["flag_vocabulary"] = [f"a list of distinct names of 1–{FLAG_RE_MAX} characters"]
+        errors["flag_vocabulary"] = [f"a list of at most {MAX_FLAGS} distinct names of 1–{FLAG_RE_MAX} characters"]
     if status not in Campaign.Status.values:
         errors["status"] = [f"one of {', '.join(Campaign.Status.values)}"]
+    if not _plain_text(guidelines) or len(guidelines) > MAX_GUIDELINES_CHARS:
+        errors["guidelines"] = [f"Markdown text of at most {MAX_GUIDELINES_CHARS} characters"]
+    errors.update(quality_settings_check(**{
+        name: quality.get(name, getattr(campaign, name) if campaign is not None else QUALITY_DEFAULTS[name])
+        for name in QUALITY_SETTINGS
+    }))
     return errors
 
 
@@ -42,13 +88,17 @@ def campaign_create(
     guidelines: str = "",
     status: str = Campaign.Status.ACTIVE,
     flag_vocabulary: list[str] | None = None,
+    **quality: Any,
 ) -> Campaign:
+    """`quality`: gold and qualification settings (services/quality.py: QUALITY_SETTINGS), defaults for those left
+    out."""
     flags = list(DEFAULT_FLAGS) if flag_vocabulary is None else flag_vocabulary
-    errors = _check(name, overlap, lease_minutes, flags, status)
-    if isinstance(name, str) and Campaign.objects.filter(name__iexact=name.strip()).exists():
-        errors.setdefault("name", []).append(f"a campaign named {name.strip()!r} already exists")
-    if not isinstance(guidelines, str):
-        errors["guidelines"] = ["expected Markdown text"]
+    unknown = sorted(set(quality) - set(QUALITY_SETTINGS))
+    if unknown:
+        raise TypeError(f"campaign_create() got unexpected keyword argument(s) {', '.join(unknown)}")
+    quality = {**QUALITY_DEFAULTS, **quality}
+    errors = campaign_check(name=name, overlap=overlap, lease_minutes=lease_minutes, flag_vocabulary=flags,
+                            status=status, guidelines=guidelines, **quality)
     if errors:
         raise InvalidInput("invalid campaign", field_errors=errors)
     return Campaign.objects.create(
@@ -59,6 +109,7 @@ def campaign_create(
         status=status,
         flag_vocabulary=flags,
         created_by=created_by if created_by and created_by.is_authenticated else None,
+        **quality,
     )
 
 
@@ -66,18 +117,19 @@ def campaign_create(
 def campaign_update(*, campaign: Campaign, **changes: Any) -> Campaign:
     """Change settings; a new overlap k applies to every item (never below the judgments an item already has)."""
     values = {key: changes.get(key, getattr(campaign, key)) for key in
-              ("name", "overlap", "lease_minutes", "flag_vocabulary", "status", "guidelines")}
-    errors = _check(values["name"], values["overlap"], values["lease_minutes"], values["flag_vocabulary"],
-                    values["status"])
+              ("name", "overlap", "lease_minutes", "flag_vocabulary", "status", "guidelines", *QUALITY_SETTINGS)}
+    errors = campaign_check(**values, campaign=campaign)
     if errors:
         raise InvalidInput("invalid campaign", field_errors=errors)
     overlap_changed = values["overlap"] != campaign.overlap
+    values["name"] = values["name"].strip()
     for key, value in values.items():
         setattr(campaign, key, value)
     campaign.save()
     if overlap_changed:
-        # Greatest(): lowering k must not make an item that already has more judgments violate its CHECK.
-        Item.objects.filter(campaign=campaign).update(
+        # Greatest(): lowering k must not make an item that already has more judgments violate its CHECK. Gold and
+        # qualification items are not judged k times: they keep their own target.
+        Item.objects.filter(campaign=campaign, kind=Item.Kind.TASK).update(
             target=Greatest(campaign.overlap, F("judgment_count") + F("lease_count"))
         )
     return campaign

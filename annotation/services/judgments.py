@@ -19,11 +19,20 @@ from django.utils import timezone
 from annotation import sql
 from annotation.models import Item, Judgment
 from annotation.selectors import item_judgeable_by
+from annotation.services.quality import gold_judged
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_COMMENT_CHARS = 5000
 MAX_SECONDS = 24 * 3600
+# An error message quotes at most this much of a key or flag name the client sent, and names at most this many
+# unknown flags: enough to recognise a typo, never an echo of a large body.
+MAX_QUOTED_CHARS = 40
+MAX_QUOTED_NAMES = 10
+# The largest judgment body the API or the annotation page reads. A real one is a few hundred bytes; the bulk of
+# the worst legal one is its comment: 5,000 characters, each up to 12 bytes as JSON (a surrogate pair "\ud83d\ude00")
+# or as a form field (four UTF-8 bytes, percent-encoded) = 60 KB; ranks and flags for 8 responses add a few KB.
+MAX_BODY_BYTES = 256 * 1024
 
 
 class Outcome(enum.Enum):
@@ -45,16 +54,22 @@ def check_ranking(
 
     Keys are response ids as strings (JSON object keys). Every response gets a rank from 1 to n; equal ranks are
     ties. Flags must come from the campaign's vocabulary.
+
+    The work and the messages are bounded by the item, not by the request: an object with more keys than the item
+    has responses is refused with one message before any key is looked at (a 31 MB body with 2.7 million keys once
+    produced a 115 MB list of errors), and a sent key or flag name is quoted at most MAX_QUOTED_CHARS long.
     """
     errors: dict[str, list[str]] = {}
     known = {str(response_id) for response_id in response_ids}
     clean_ranks: dict[str, int] = {}
     if not isinstance(ranks, dict) or not ranks:
         errors["ranks"] = ['expected an object {"<response id>": rank}, with a rank for every response']
+    elif len(ranks) > len(known):
+        errors["ranks"] = [_too_many_keys(len(ranks), len(known))]
     else:
         for key, rank in ranks.items():
             if str(key) not in known:
-                errors.setdefault("ranks", []).append(f"{key!r} is not a response of this item")
+                errors.setdefault("ranks", []).append(f"{_quoted(key)} is not a response of this item")
             elif isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(response_ids):
                 errors.setdefault("ranks", []).append(
                     f"response {key}: rank must be a whole number from 1 to {len(response_ids)}"
@@ -68,19 +83,35 @@ def check_ranking(
     if flags not in (None, {}):
         if not isinstance(flags, dict):
             errors["flags"] = ['expected an object {"<response id>": ["wrong_language", ...]}']
+        elif len(flags) > len(known):
+            errors["flags"] = [_too_many_keys(len(flags), len(known))]
         else:
             for key, names in flags.items():
                 if str(key) not in known:
-                    errors.setdefault("flags", []).append(f"{key!r} is not a response of this item")
+                    errors.setdefault("flags", []).append(f"{_quoted(key)} is not a response of this item")
                 elif not isinstance(names, list) or not all(isinstance(name, str) for name in names):
                     errors.setdefault("flags", []).append(f"response {key}: expected a list of flag names")
                 elif unknown := sorted(set(names) - set(vocabulary)):
+                    shown = ", ".join(_quoted(name, quote=False) for name in unknown[:MAX_QUOTED_NAMES])
+                    more = f" and {len(unknown) - MAX_QUOTED_NAMES} more" if len(unknown) > MAX_QUOTED_NAMES else ""
                     errors.setdefault("flags", []).append(
-                        f"response {key}: unknown flag(s) {', '.join(unknown)}; allowed: {', '.join(vocabulary)}"
+                        f"response {key}: unknown flag(s) {shown}{more}; allowed: {', '.join(vocabulary)}"
                     )
                 elif names:
                     clean_flags[str(key)] = sorted(set(names))
     return clean_ranks, clean_flags, errors
+
+
+def _too_many_keys(sent: int, responses: int) -> str:
+    return (f"{sent} keys sent, but this item has {responses} responses: send one entry per response id, keyed by "
+            "the ids that `next` returned")
+
+
+def _quoted(value: Any, *, quote: bool = True) -> str:
+    text = str(value)
+    if len(text) > MAX_QUOTED_CHARS:
+        text = f"{text[:MAX_QUOTED_CHARS]}… ({len(text)} characters)"
+    return repr(text) if quote else text
 
 
 def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dict[str, list[str]]:
@@ -96,6 +127,14 @@ def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dic
     if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
         errors["idempotency_key"] = ["required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)"]
     return errors
+
+
+def judgment_check_size(*, body_bytes: int) -> None:
+    """Refuse a judgment by its size alone, before a byte of it is parsed (MAX_BODY_BYTES says why this is ample)."""
+    if body_bytes > MAX_BODY_BYTES:
+        raise InvalidInput(f"the request body is {body_bytes} bytes; a judgment is at most {MAX_BODY_BYTES} bytes "
+                           f"(a comment of at most {MAX_COMMENT_CHARS} characters, one rank per response)",
+                           field="body")
 
 
 def judgment_submit(
@@ -170,6 +209,9 @@ def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: 
         outcome = Outcome.CREATED
     sql.insert_submission(judgment=judgment.pk, annotator_id=annotator.pk, key=idempotency_key, fields=fields,
                           now=now)
+    if item.kind != Item.Kind.TASK:
+        # A check of the annotator (gold, qualification): their record changes with the judgment, atomically.
+        gold_judged(item=item, annotator_id=annotator.pk)
     return SubmitResult(judgment, outcome)
 
 

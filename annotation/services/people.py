@@ -6,12 +6,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from annotation.languages import normalize_language_code
 from annotation.models import AnnotatorProfile, Language
 from annotation.selectors import forget_annotator_languages
 from crossfeed.errors import InvalidInput
+from crossfeed.tokens.services import token_issue
 
 
 def _languages(codes: Iterable[str], field: str) -> list[Language]:
@@ -36,8 +36,9 @@ def annotator_create(
     reading_languages: Iterable[str] = (),
     email: str = "",
     check_password: bool = True,
-) -> tuple[AnnotatorProfile, Token]:
-    """Create a user with an annotator profile and an API token. Signup is closed: only admins call this."""
+) -> tuple[AnnotatorProfile, str]:
+    """Create a user with an annotator profile and an API token; returns the profile and the token's key, which is
+    stored only as a hash (shown this once). Signup is closed: only admins call this."""
     user_model = get_user_model()
     username = (username or "").strip()
     if not username or len(username) > 150:
@@ -64,6 +65,6 @@ def annotator_create(
     profile = AnnotatorProfile.objects.create(user=user)
     profile.native_languages.set(native)
     profile.reading_languages.set(reading)
-    token, _ = Token.objects.get_or_create(user=user)
+    key = token_issue(user=user)
     forget_annotator_languages(user.pk)
-    return profile, token
+    return profile, key

@@ -27,7 +27,31 @@ def language_name(code: str) -> str:
     spec = get_language(code) if code else None
     if spec is None:
         return code or ""
-    return spec.native_name if spec.native_name == spec.name else f"{spec.native_name} ({spec.name})"
+    name = _name_in_interface_language(spec.code, spec.name)
+    return spec.native_name if spec.native_name == name else f"{spec.native_name} ({name})"
+
+
+def _name_in_interface_language(code: str, english: str) -> str:
+    """Django's own catalogs name its languages in each interface language ("English" is "الإنجليزية" in an
+    Arabic interface); where they have no name, or no translation of it, the English name stays."""
+    from django.utils import translation
+
+    try:
+        info = translation.get_language_info(code)
+    except KeyError:
+        return english
+    translated = str(info["name_translated"])
+    return english if translated == info["name"] else translated
+
+
+@register.filter
+def percent(value) -> str:
+    """12.5 → "12.5%", in every interface language: Django's Arabic number format writes "12,5", which beside the
+    percent sign read as a list, not a share (issue 15)."""
+    try:
+        return f"{float(value):.1f}%"
+    except (TypeError, ValueError):
+        return ""
 
 
 FLAG_LABELS = {
@@ -41,4 +65,6 @@ FLAG_LABELS = {
 
 @register.filter
 def flag_label(name: str) -> str:
+    # str(): a campaign saved with non-text flags before the admin validated them must not break the page.
+    name = str(name)
     return str(FLAG_LABELS.get(name, name.replace("_", " ")))

@@ -13,10 +13,11 @@ import pytest
 import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.models import Campaign, Item, Judgment, JudgmentSubmission, Lease
+from crossfeed.tokens.models import APIToken
+from crossfeed.tokens.services import token_digest, token_issue
 from tests.conftest import PASSWORD, item_line, jsonl, new_key, ranks_for
 
 LANGUAGE_KEYS = {"code", "name", "native_name", "script", "direction", "tier", "flores_code", "feedback_default"}
@@ -34,9 +35,8 @@ def fast_password_hashing(settings):
 
 
 def token_client(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_issue(user=user)}")
     return client
 
 
@@ -97,7 +97,7 @@ def test_it_creates_an_annotator_whose_token_works(admin_api, campaign):
     assert {"id", "username", "token"} <= set(body)
     assert body["username"] == "swahili1"
     assert "password" not in body
-    assert Token.objects.get(user_id=body["id"]).key == body["token"]
+    assert APIToken.objects.get(user_id=body["id"]).digest == token_digest(body["token"])  # stored as a hash
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {body['token']}")

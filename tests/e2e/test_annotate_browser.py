@@ -152,7 +152,7 @@ def test_it_refuses_a_ranking_with_a_missing_rank(page_as, annotator, campaign, 
 
     alert = page.locator("#judgment-form .error[role=alert]")
     expect(alert).to_contain_text("Not saved")
-    expect(alert).to_contain_text(order[2])
+    expect(alert).to_contain_text("Response C: Give this response a rank.")  # the letter on screen, not the id
     # The same item stays, with what was already chosen.
     assert page.get_attribute("#judgment-form", "data-item") == item_id
     assert page.input_value(f'select[data-rank-for="{order[0]}"]') == "1"

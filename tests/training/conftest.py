@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,17 @@ def sft_file(tmp_path):
             for n in range(4)]
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def uploaded_sft_file(media, sft_file):
+    """sft_file stored as POST training-runs/uploads/ stores it: sft_file may name nothing else."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from training.services.uploads import sft_upload_store
+
+    stored = sft_upload_store(upload=SimpleUploadedFile("sft.jsonl", sft_file.read_bytes()))
+    return Path(stored.path)
 
 
 def record_progress(run, *, status="running", step=2, total=4, versions=()):

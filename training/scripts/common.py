@@ -8,21 +8,26 @@ The contract with whoever launches a run (the Django worker, or a person at a sh
     adapter/                the final LoRA adapter + tokenizer + run_config.yaml + run_provenance.json
     manifest.json           written last and atomically: its presence means the adapter is complete
     CANCEL                  created by the launcher: training stops at the next step, checkpoints, exits 3
+    trainer.lock            flock-ed by the trainer for as long as it lives: one trainer per folder
 
 Exit codes: 0 finished (manifest written), 2 invalid config (message on stderr names the field or file),
-3 cancelled (no manifest; resume later with `resume_from_checkpoint: auto`), anything else: a crash.
+3 cancelled (no manifest; resume later with `resume_from_checkpoint: auto`), 4 another trainer holds output_dir
+(nothing was written), anything else: a crash.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import importlib.util
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
@@ -36,6 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import yaml  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
+from training.scripts.chat_templates import ChatTemplate, use_chat_template  # noqa: E402
 from training.scripts.config import (  # noqa: E402, F401 - re-exported for sft.py and dpo.py
     ADAPTER_DIR,
     CANCEL_FILE,
@@ -56,6 +62,68 @@ from training.scripts.config import (  # noqa: E402, F401 - re-exported for sft.
     load_config,
     run_script,
 )
+
+EXIT_FOLDER_IN_USE = 4
+LOCK_FILE = "trainer.lock"
+
+# --- one trainer per output folder ----------------------------------------------------------------------------
+
+
+class FolderInUse(Exception):
+    """Another live trainer holds the output folder's lock; the message names it."""
+
+
+class OutputDirLock:
+    """An exclusive flock on <output_dir>/trainer.lock, held until release() or the end of the process.
+
+    Two trainers on one folder would append to one metrics.jsonl and overwrite each other's checkpoints, adapter and
+    manifest. The kernel drops an flock when its holder dies however it dies (SIGKILL included), so a lock left by
+    a dead trainer never blocks the next one. The holder's pid, host and start time are written into the file for
+    the message the next trainer prints.
+    """
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.path = Path(output_dir) / LOCK_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            self.fd = None
+            raise FolderInUse(f"output_dir: {self.path.parent} is in use by another trainer ({holder}); a second "
+                              "one would overwrite its checkpoints and manifest. Wait for it to end, or stop it "
+                              "(Cancel in Crossfeed), then start this one again") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"pid {os.getpid()} on {socket.gethostname()} since {_now()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the only descriptor of the lock releases it
+            self.fd = None
+
+
+_held_locks: list[OutputDirLock] = []
+
+
+def hold_output_dir(config: RunConfig) -> None:
+    """Make this process the only trainer of config.output_dir, or exit at once with EXIT_FOLDER_IN_USE.
+
+    Called first thing in main(), before any data or model is read: a second trainer must not load a 7B model onto
+    a GPU that the first one is using. Under `accelerate launch` only the global main process takes the lock (the
+    other ranks of the same launch share the folder by design); when it exits, the launcher stops the other ranks.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if any(lock.path == Path(config.output_dir) / LOCK_FILE for lock in _held_locks):
+        return  # main() called again in this process (a notebook): this process is the trainer already
+    try:
+        _held_locks.append(OutputDirLock(config.output_dir))
+    except FolderInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FOLDER_IN_USE) from None
+
 
 # --- hardware-dependent choices -------------------------------------------------------------------------------
 
@@ -80,14 +148,24 @@ def use_liger(config: RunConfig) -> bool:
 
 
 def resolve_resume_checkpoint(config: RunConfig) -> str | None:
-    """'auto' means the newest checkpoint-<step> in output_dir, or a fresh start when there is none yet."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """'auto' means the newest complete checkpoint-<step> in output_dir, or a fresh start when there is none yet.
 
+    Complete: CheckpointMetadataCallback wrote run_config.yaml into it, which happens in on_save, after the Trainer
+    has written the weights, optimizer, scheduler and trainer_state.json. A trainer stopped in the middle of a save
+    (SIGTERM from a cancel's grace period, SIGKILL, the OOM killer) leaves a checkpoint folder without it, and
+    resuming from that one fails on its missing trainer_state.json (transformers' get_last_checkpoint takes it).
+    """
     if config.resume_from_checkpoint != "auto":
         return config.resume_from_checkpoint
-    if not Path(config.output_dir).is_dir():
+    folder = Path(config.output_dir)
+    if not folder.is_dir():
         return None
-    return get_last_checkpoint(config.output_dir)
+    steps = []
+    for checkpoint in folder.glob("checkpoint-*"):
+        step = checkpoint.name.removeprefix("checkpoint-")
+        if step.isdigit() and (checkpoint / RUN_CONFIG_FILE).is_file():
+            steps.append((int(step), checkpoint))
+    return str(max(steps)[1]) if steps else None
 
 
 def trainer_arguments(config: RunConfig) -> dict[str, Any]:
@@ -116,16 +194,17 @@ def trainer_arguments(config: RunConfig) -> dict[str, Any]:
 # --- model, tokenizer, data -----------------------------------------------------------------------------------
 
 
-def load_tokenizer(config: RunConfig):
+def load_tokenizer(config: RunConfig) -> tuple[Any, ChatTemplate]:
+    """The tokenizer with the base model's chat template set on it (chat_templates.py: the same rule evaluation
+    applies), and that template, for the manifest. A base model without a template of its own trains with the
+    seed's "Question: … Answer:" format; the adapter's saved tokenizer carries whichever template was used."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.model_name_or_path)
-    _check(tokenizer.chat_template is not None,
-           f"model_name_or_path: the tokenizer in {config.model_name_or_path} has no chat template; conversational "
-           "rows need one (save it with the tokenizer, as chat_template.jinja)")
+    template = use_chat_template(tokenizer, name=config.chat_template_name, override=config.chat_template)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return tokenizer, template
 
 
 def load_base_model(config: RunConfig):

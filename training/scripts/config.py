@@ -7,9 +7,14 @@ The files a run writes and its exit codes are described in common.py.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import functools
 import importlib.util
+import json
+import math
+import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -17,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from training.scripts.chat_templates import TEMPLATE_NAMES
 
 EXIT_CONFIG_ERROR = 2
 EXIT_CANCELLED = 3
@@ -27,11 +34,25 @@ ADAPTER_DIR = "adapter"
 RUN_CONFIG_FILE = "run_config.yaml"
 PROVENANCE_FILE = "run_provenance.json"
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+# The ranges of the numeric fields (docs/training.md lists them). A value outside is a mistake caught before a GPU
+# hour is spent on it, or before it overflows a database column: the worker stores step counts in PositiveInteger
+# columns, 32-bit signed on PostgreSQL, so no step count (max_steps, save_steps, ...) may pass 2**31 - 1.
+INT32_MAX = 2**31 - 1
+MAX_LORA_R = 65_536  # when the model's config.json gives no hidden_size, which bounds the rank below this
+MAX_LORA_ALPHA = 65_536
+MAX_LORA_TARGETS = 64
+MAX_LEARNING_RATE = 10.0  # 1.0 is already the norm for Prodigy/D-Adaptation; schedule-free SGD goes a little higher
+MAX_WEIGHT_DECAY = 10.0  # Lion wants about ten times AdamW's 0.1; beyond 10 the decay step outweighs the weights
+MAX_EPOCHS = 10_000.0
+MAX_BATCH_SIZE = 4096  # rows per device per micro-batch; no accelerator holds 4,096 sequences of a 7B model
+MAX_ACCUMULATION = 4096
+MAX_LENGTH = 1_048_576  # 2**20 tokens: longer than any model's context
+MAX_BETA = 100.0  # DPO's loss is already a step function of the margin at beta 10
+# A lone UTF-16 surrogate is not a character: YAML, the database and the pages all fail on it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 # RunConfig fields passed unchanged to TRL's SFTConfig/DPOConfig, whose names they share.
-# transformers.SchedulerType values (5.24), listed here so that validation needs no transformers import.
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
-              "warmup_stable_decay", "greedy")
 SAME_NAME_TRAINER_FIELDS = (
     "output_dir", "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "optim", "max_steps",
     "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
@@ -46,6 +67,110 @@ class ConfigError(ValueError):
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: short, and printable even when it is a 5,000-digit number."""
+    try:
+        text = repr(value)
+    except ValueError:  # int.__repr__ refuses numbers past 4,300 digits
+        text = "a number too long to print"
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _check_range(name: str, value: int | float, low: float, high: float, *, low_open: bool = False,
+                 high_open: bool = False) -> None:
+    """low <= value <= high (< where open); the message names the field and the range, e.g. (0, 10]."""
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if isinstance(value, float):
+        _check(math.isfinite(value), f"{name}: must be a finite number, got {_shown(value)}")
+    if not (above and below):
+        if low == 0 and low_open:
+            bound = f"must be positive and {'below' if high_open else 'at most'} {high:g}"
+        else:
+            bound = f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            if isinstance(value, int) and not low_open and not high_open:
+                bound = f"must be from {low} to {high}"
+        raise ConfigError(f"{name}: {bound}, got {_shown(value)}")
+
+
+# --- the choices transformers accepts, read from its installed source -------------------------------------------
+# Importing transformers.training_args would import torch (seconds, and hundreds of MB in every web worker that
+# validates a run). The values are plain string constants in transformers' source, so they are read from there,
+# from the version installed, with `ast`: the same values the trainer will check, without importing it.
+
+
+def _transformers_source(module: str) -> Path:
+    spec = importlib.util.find_spec("transformers")  # a top-level package: found without being imported
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    _check(bool(folders),
+           "transformers is not installed: it is needed to check optim, lr_scheduler_type and attn_implementation")
+    return Path(folders[0]) / f"{module.replace('.', '/')}.py"
+
+
+@functools.cache
+def _class_body(module: str, class_name: str) -> tuple[ast.stmt, ...]:
+    path = _transformers_source(module)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return tuple(node.body)
+    raise ConfigError(f"transformers {path.name} has no class {class_name}: its version is not one Crossfeed knows")
+
+
+def _string_constants(body: tuple[ast.stmt, ...]) -> tuple[str, ...]:
+    """NAME = "value" assignments of an Enum's body, in order."""
+    return tuple(node.value.value for node in body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                 and isinstance(node.value.value, str))
+
+
+@functools.cache
+def optimizer_names() -> tuple[str, ...]:
+    """transformers.training_args.OptimizerNames: what TrainingArguments accepts as `optim`."""
+    return _string_constants(_class_body("training_args", "OptimizerNames"))
+
+
+@functools.cache
+def scheduler_names() -> tuple[str, ...]:
+    """transformers.trainer_utils.SchedulerType: what TrainingArguments accepts as `lr_scheduler_type`."""
+    return _string_constants(_class_body("trainer_utils", "SchedulerType"))
+
+
+@functools.cache
+def attention_implementations() -> tuple[str, ...]:
+    """What from_pretrained accepts as attn_implementation without fetching a kernel from the Hub: "eager" plus
+    the keys of transformers.modeling_utils.AttentionInterface._global_mapping (PreTrainedModel's own list)."""
+    for node in _class_body("modeling_utils", "AttentionInterface"):
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_global_mapping"
+                                                 for t in node.targets) and isinstance(node.value, ast.Dict)):
+            keys = [key.value for key in node.value.keys if isinstance(key, ast.Constant)]
+            return ("eager", *(key for key in keys if isinstance(key, str)))
+    raise ConfigError("transformers' AttentionInterface has no _global_mapping: its version is not one Crossfeed "
+                      "knows")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1) if len(str(value)) <= 100 else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{name}: unknown {_shown(value)}{hint}; choose one of {', '.join(choices)}")
+
+
+def _model_hidden_size(model_dir: str) -> int | None:
+    """hidden_size from a local model's config.json (n_embd, d_model in older families), or None."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    for key in ("hidden_size", "n_embd", "d_model"):
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _local_file(name: str, value: str) -> str:
@@ -90,11 +215,19 @@ class RunConfig:
     load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA (NF4 base); needs bitsandbytes + CUDA."})
     attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint, or auto (newest)."})
+    # The base model's chat template settings (training/scripts/chat_templates.py), set by Crossfeed from the base
+    # model; evaluation renders its prompts with the same two.
+    chat_template_name: str = field(default="auto", metadata={
+        "help": "auto (the tokenizer's template, else question_answer), question_answer or alpaca."})
+    chat_template: str | None = field(default=None, metadata={"help": "A Jinja template; wins over the name."})
 
     def __post_init__(self) -> None:
         self._check_paths()
         self._check_lora()
         self._check_trainer()
+        self._check_switches()
+        _check(self.chat_template_name in TEMPLATE_NAMES, f"chat_template_name: must be one of "
+               f"{', '.join(TEMPLATE_NAMES)}, got {_shown(self.chat_template_name)}")
         if _CHECK_ENVIRONMENT[0]:
             self._check_hardware()
 
@@ -117,39 +250,59 @@ class RunConfig:
             self.resume_from_checkpoint = str(checkpoint)
 
     def _check_lora(self) -> None:
-        _check(self.lora_r > 0, f"lora_r: must be a positive integer, got {self.lora_r}")
-        _check(self.lora_alpha > 0, f"lora_alpha: must be positive, got {self.lora_alpha}")
-        _check(0 <= self.lora_dropout < 1, f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        # A rank-r update of a d_in x d_out matrix has rank at most min(d_in, d_out), and every projection LoRA
+        # targets in these models has the hidden size on one side: a larger r only wastes memory.
+        hidden = _model_hidden_size(self.model_name_or_path)
+        if hidden is not None:
+            _check(isinstance(self.lora_r, int) and 1 <= self.lora_r <= hidden,
+                   f"lora_r: must be from 1 to {hidden} (the model's hidden_size), got {_shown(self.lora_r)}")
+        _check_range("lora_r", self.lora_r, 1, MAX_LORA_R)
+        _check_range("lora_alpha", self.lora_alpha, 1, MAX_LORA_ALPHA)
+        _check_range("lora_dropout", self.lora_dropout, 0, 1, high_open=True)
         _check(
-            bool(self.lora_target_modules) and all(isinstance(name, str) for name in self.lora_target_modules),
-            "lora_target_modules: give a non-empty list of module names, e.g. [q_proj, v_proj]",
+            bool(self.lora_target_modules) and len(self.lora_target_modules) <= MAX_LORA_TARGETS
+            and all(isinstance(name, str) and 0 < len(name) <= 200 for name in self.lora_target_modules),
+            f"lora_target_modules: give a list of 1 to {MAX_LORA_TARGETS} module names, e.g. [q_proj, v_proj]",
         )
         # TRL refuses a LoRA adapter on the output layer only once the trainer starts; say so before queueing.
         _check("lm_head" not in self.lora_target_modules,
                "lora_target_modules: lm_head cannot carry a LoRA adapter in TRL; target attention or MLP projections")
 
     def _check_trainer(self) -> None:
-        _check(self.learning_rate > 0, f"learning_rate: must be positive, got {self.learning_rate}")
-        schedulers = SCHEDULERS
-        _check(self.lr_scheduler_type in schedulers, f"lr_scheduler_type: unknown {self.lr_scheduler_type!r}; "
-               f"choose one of {', '.join(schedulers)}")
-        _check(self.warmup_steps >= 0, f"warmup_steps: must be >= 0, got {self.warmup_steps}")
-        _check(self.weight_decay >= 0, f"weight_decay: must be >= 0, got {self.weight_decay}")
-        _check(self.max_steps == -1 or self.max_steps > 0, f"max_steps: must be -1 or positive, got {self.max_steps}")
-        _check(self.num_train_epochs > 0, f"num_train_epochs: must be positive, got {self.num_train_epochs}")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                     "save_steps", "logging_steps", "max_length"):
-            _check(getattr(self, name) >= 1, f"{name}: must be at least 1, got {getattr(self, name)}")
+        _check_range("learning_rate", self.learning_rate, 0, MAX_LEARNING_RATE, low_open=True)
+        _check_choice("lr_scheduler_type", self.lr_scheduler_type, scheduler_names())
+        _check_choice("optim", self.optim, optimizer_names())
+        if isinstance(self.warmup_steps, float):
+            _check_range("warmup_steps", self.warmup_steps, 0, 1, high_open=True)  # a ratio of the run's steps
+        else:
+            _check_range("warmup_steps", self.warmup_steps, 0, INT32_MAX)
+        _check_range("weight_decay", self.weight_decay, 0, MAX_WEIGHT_DECAY)
+        _check(self.max_steps == -1 or 1 <= self.max_steps <= INT32_MAX,
+               f"max_steps: must be -1 (train num_train_epochs) or from 1 to {INT32_MAX}, "
+               f"got {_shown(self.max_steps)}")
+        _check_range("num_train_epochs", self.num_train_epochs, 0, MAX_EPOCHS, low_open=True)
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+            _check_range(name, getattr(self, name), 1, MAX_BATCH_SIZE)
+        _check_range("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, MAX_ACCUMULATION)
+        for name in ("save_steps", "logging_steps"):
+            _check_range(name, getattr(self, name), 1, INT32_MAX)
         for name in ("eval_steps", "save_total_limit"):
-            _check(getattr(self, name) is None or getattr(self, name) >= 1,
-                   f"{name}: must be at least 1, got {getattr(self, name)}")
+            if getattr(self, name) is not None:
+                _check_range(name, getattr(self, name), 1, INT32_MAX)
+        _check_range("seed", self.seed, 0, INT32_MAX)
+        _check_range("max_length", self.max_length, 1, MAX_LENGTH)
+
+    def _check_switches(self) -> None:
+        _check(self.bf16 in (True, False, "auto"), f"bf16: must be true, false or auto, got {_shown(self.bf16)}")
+        _check(self.use_liger_kernel in (True, False, "auto"),
+               f"use_liger_kernel: must be true, false or auto, got {_shown(self.use_liger_kernel)}")
+        if self.attn_implementation is not None:
+            # A Hub kernel ("org/repo") would be downloaded at load time, and nothing is downloaded here.
+            _check_choice("attn_implementation", self.attn_implementation, attention_implementations())
 
     def _check_hardware(self) -> None:
         import torch
 
-        _check(self.bf16 in (True, False, "auto"), f"bf16: must be true, false or auto, got {self.bf16!r}")
-        _check(self.use_liger_kernel in (True, False, "auto"),
-               f"use_liger_kernel: must be true, false or auto, got {self.use_liger_kernel!r}")
         if self.use_liger_kernel is True:
             _check(importlib.util.find_spec("liger_kernel") is not None,
                    "use_liger_kernel: the liger_kernel package is not installed; install it or set false/auto")
@@ -180,11 +333,11 @@ class DPORunConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.beta > 0, f"beta: must be positive, got {self.beta}")
+        _check_range("beta", self.beta, 0, MAX_BETA, low_open=True)
         if self.max_prompt_length is not None:
             _check(0 < self.max_prompt_length < self.max_length,
                    f"max_prompt_length: must be between 1 and max_length - 1 ({self.max_length - 1}), "
-                   f"got {self.max_prompt_length}")
+                   f"got {_shown(self.max_prompt_length)}")
         if self.adapter_path:
             adapter = Path(self.adapter_path).expanduser().resolve()
             _check((adapter / "adapter_config.json").is_file(),
@@ -211,23 +364,29 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return _coerce(name, value, arm)
             except ConfigError:
                 continue
-        raise ConfigError(f"{name}: expected {annotation}, got {value!r}")
+        raise ConfigError(f"{name}: expected {annotation}, got {_shown(value)}")
     if origin is list:
-        _check(isinstance(value, list), f"{name}: expected a list, got {value!r}")
+        _check(isinstance(value, list), f"{name}: expected a list, got {_shown(value)}")
         return [_coerce(name, item, get_args(annotation)[0]) for item in value]
     if annotation in (bool, int, str):
         wanted = {bool: "true or false", int: "an integer", str: "text"}[annotation]
         # bool is a subclass of int in Python, but `lora_r: true` is a mistake, not 1.
         valid = isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))
-        _check(valid, f"{name}: expected {wanted}, got {value!r}")
+        _check(valid, f"{name}: expected {wanted}, got {_shown(value)}")
+        if annotation is str:
+            _check(not LONE_SURROGATE.search(value),
+                   f"{name}: contains a lone surrogate escape (\\ud800-\\udfff), which is not a character")
         return value
     if annotation is float:
         # PyYAML follows YAML 1.1, which reads `1e-4` (no dot) as a string: accept any number-like text.
-        _check(not isinstance(value, bool), f"{name}: expected a number, got {value!r}")
+        _check(not isinstance(value, bool), f"{name}: expected a number, got {_shown(value)}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{name}: expected a number, got {_shown(value)}") from None
+        # "inf", "nan" and 1e400 are floats to Python; no setting means any of them.
+        _check(math.isfinite(number), f"{name}: must be a finite number, got {_shown(value)}")
+        return number
     raise ConfigError(f"{name}: unsupported field type {annotation}")
 
 

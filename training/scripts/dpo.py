@@ -3,7 +3,8 @@
 Rows are TRL conversational preference pairs, one JSON object per line (or Parquet), as Crossfeed exports them:
 {"prompt": [{"role": "user", ...}], "chosen": [{"role": "assistant", ...}], "rejected": [...], "prompt_language":
 ..., "item": ..., "votes_for": ..., "split": "train"}. Only prompt/chosen/rejected reach the trainer; when a
-`split` column exists, only rows with split "train" are trained on.
+`split` column exists, only rows with split "train" are trained on. The base model's chat template renders them, as
+in sft.py (chat_templates.py).
 
 Like the paper, DPO can start from the SFT model: set `adapter_path` to the SFT adapter and it is merged into the
 base (merge_and_unload) before a new LoRA is trained on top; the merged SFT model is also the DPO reference
@@ -42,6 +43,7 @@ from training.scripts.common import (  # noqa: E402
     DPORunConfig,
     MetricsCallback,
     dataset_hashes,
+    hold_output_dir,
     load_base_model,
     load_rows,
     load_tokenizer,
@@ -87,6 +89,7 @@ def truncate_prompts(dataset, max_prompt_length: int | None):
 
 
 def main(config: DPORunConfig) -> int:
+    hold_output_dir(config)  # a second trainer on this folder exits here, before it reads anything
     from trl import DPOConfig, DPOTrainer
 
     hashes = dataset_hashes(config)
@@ -95,13 +98,14 @@ def main(config: DPORunConfig) -> int:
         load_pairs(config.eval_file, field_name="eval_file", train_split_only=False) if config.eval_file else None
     )
     training_args = DPOConfig(**trainer_arguments(config), beta=config.beta)
+    tokenizer, template = load_tokenizer(config)
     metrics_callback = MetricsCallback(config.output_dir)
     trainer = DPOTrainer(
         model=load_policy_model(config),
         args=training_args,
         train_dataset=train_pairs,
         eval_dataset=eval_pairs,
-        processing_class=load_tokenizer(config),
+        processing_class=tokenizer,
         peft_config=lora_config(config),
         callbacks=[metrics_callback, CheckpointMetadataCallback(config, hashes)],
     )
@@ -109,7 +113,8 @@ def main(config: DPORunConfig) -> int:
         trainer.train_dataset = truncate_prompts(trainer.train_dataset, config.max_prompt_length)
         trainer.eval_dataset = truncate_prompts(trainer.eval_dataset, config.max_prompt_length)
     return train_and_finish(trainer, metrics_callback, kind="dpo", config=config, hashes=hashes,
-                            extra={"train_rows": len(train_pairs), "sft_adapter": config.adapter_path})
+                            extra={"train_rows": len(train_pairs), "sft_adapter": config.adapter_path,
+                                   "chat_template": template.record()})
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """LoRA supervised fine-tuning with TRL's SFTTrainer, configured by one YAML file (fields: SFTRunConfig in common.py).
 
 Rows are conversational, one JSON object per line (or Parquet): {"messages": [{"role": "user", "content": ...},
-{"role": "assistant", "content": ...}]}; other columns are ignored. The tokenizer's chat template renders them.
+{"role": "assistant", "content": ...}]}; other columns are ignored. The base model's chat template renders them
+(chat_templates.py: `chat_template`, else `chat_template_name`, else the tokenizer's own, else "Question: … Answer:").
 
 # One process (CPU or one GPU)
 ```bash
@@ -35,6 +36,7 @@ from training.scripts.common import (  # noqa: E402
     MetricsCallback,
     SFTRunConfig,
     dataset_hashes,
+    hold_output_dir,
     load_base_model,
     load_rows,
     load_tokenizer,
@@ -46,6 +48,7 @@ from training.scripts.common import (  # noqa: E402
 
 
 def main(config: SFTRunConfig) -> int:
+    hold_output_dir(config)  # a second trainer on this folder exits here, before it reads anything
     from trl import SFTConfig, SFTTrainer
 
     hashes = dataset_hashes(config)
@@ -56,18 +59,19 @@ def main(config: SFTRunConfig) -> int:
         packing=config.packing,
         assistant_only_loss=config.assistant_only_loss,
     )
+    tokenizer, template = load_tokenizer(config)
     metrics_callback = MetricsCallback(config.output_dir)
     trainer = SFTTrainer(
         model=load_base_model(config),
         args=training_args,
         train_dataset=train_rows.select_columns(["messages"]),
         eval_dataset=eval_rows.select_columns(["messages"]) if eval_rows is not None else None,
-        processing_class=load_tokenizer(config),
+        processing_class=tokenizer,
         peft_config=lora_config(config),
         callbacks=[metrics_callback, CheckpointMetadataCallback(config, hashes)],
     )
     return train_and_finish(trainer, metrics_callback, kind="sft", config=config, hashes=hashes,
-                            extra={"train_rows": len(train_rows)})
+                            extra={"train_rows": len(train_rows), "chat_template": template.record()})
 
 
 def make_parser() -> argparse.ArgumentParser:

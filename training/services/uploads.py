@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from django.core.files.uploadedfile import UploadedFile
 
-from training.services.runs import count_sft_rows, runs_root
+from training.services.runs import count_sft_rows, uploads_root
 
 
 @dataclass(frozen=True)
 class SFTUpload:
     path: str
     rows: int
-
-
-def uploads_root() -> Path:
-    return runs_root() / "uploads"
 
 
 def sft_upload_store(*, upload: UploadedFile) -> SFTUpload:
@@ -32,6 +28,8 @@ def sft_upload_store(*, upload: UploadedFile) -> SFTUpload:
     # Written under a dot-name first, so a half-copied upload is never mistaken for a usable file.
     partial = folder / f".{target.name}.part"
     label = PurePath(upload.name or "upload").name[:120] or "upload"
+    # Only a name for messages, but a message with a lone surrogate in it could not be sent.
+    label = label.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         with partial.open("wb") as handle:
             for chunk in upload.chunks():

@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
         password = password or os.environ.get("CROSSFEED_PASSWORD") or getpass.getpass(f"Password for {username}: ")
         try:
-            profile, token = annotator_create(
+            profile, key = annotator_create(
                 username=username,
                 password=password,
                 email=email,
@@ -33,5 +33,6 @@ class Command(BaseCommand):
         native_codes, reading_codes = profile.language_codes()
         self.stdout.write(
             f"created {username}: native {', '.join(native_codes)}; reads {', '.join(reading_codes)}\n"
-            f"API token: {token.key}"
+            f"API token: {key}\n"
+            "(kept only as a hash: copy it now; `manage.py drf_create_token -r USER` replaces a lost one)"
         )

@@ -35,7 +35,8 @@ class Command(BaseCommand):
             details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.field_errors.items())
             raise CommandError(details or exc.message) from None
         if options["queue"]:
-            self.stdout.write(f"queued export {export.id}; `manage.py db_worker --queue-name exports` runs it")
+            self.stdout.write(f"queued export {export.id}; the fast lane runs it "
+                              "(`manage.py crossfeed_worker --lane fast`)")
             return
         with tqdm(total=export.progress_total, unit=" items", disable=options["verbosity"] < 1) as bar:
             export = export_run(export_id=export.id, progress=lambda done, total: bar.update(done - bar.n))

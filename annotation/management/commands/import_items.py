@@ -21,11 +21,15 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: no such file")
         with file.open("rb") as source, tqdm(desc="stored", unit=" items", disable=options["verbosity"] < 1) as bar:
             try:
-                result = items_import(campaign=target, source=source, progress=lambda n: bar.update(n - bar.n))
+                result = items_import(campaign=target, source=source, progress=lambda n: bar.update(n - bar.n),
+                                      source_name=f"command: {file.name}")
             except CrossfeedError as exc:
                 for error in exc.errors:
                     where = f"{file}:{error['line']}" + (f" {error['field']}" if error["field"] else "")
                     self.stderr.write(f"{where}: {error['message']}")
+                hidden = getattr(exc, "error_count", len(exc.errors)) - len(exc.errors)
+                if hidden > 0:
+                    self.stderr.write(f"{file}: {hidden} more problem(s) not listed; fix these and run it again")
                 raise CommandError(exc.message) from None
         self.stdout.write(
             f"{file}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged "
