@@ -24,8 +24,10 @@ BENCHES = {
     "write_lock": ("write_lock.py", [], ["--transactions", "300"]),
     "export": ("export_bench.py", ["--postgres"], ["--items", "20000"]),
     "size": ("size_bench.py", [], ["--items", "10000"]),
+    "import": ("import_bench.py", [], ["--items", "20000", "--annotators", "8"]),
     "training": ("training_bench.py", [], []),
     "evaluation": ("evaluation_bench.py", [], []),
+    "langid": ("langid_bench.py", [], []),
     "gpu_pipeline": ("gpu_pipeline_check.py", [], []),
     "gpu_training": ("gpu_training_bench.py", [], ["--steps", "8"]),
 }
@@ -68,6 +70,14 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
                 f"{line['seconds']} s, {line['peak_rss_mib']} MiB peak",
                 f"json parse {line['baseline_parse_seconds']} s, {line['baseline_peak_rss_mib']} MiB",
                 f"{line['ratio_seconds']}x", "bounded memory")
+    if kind == "import_bench":
+        writing, before = line["writing"], line["before_import"]
+        errors = sum(writing["errors"].values())
+        return (f"annotate during an import of {line['items']:,} items ({line['annotators']} annotators)",
+                f"import {line['import']['seconds']} s; while writing: p99 next {writing['next']['p99_ms']} ms / "
+                f"submit {writing['submit']['p99_ms']} ms, {errors} errors",
+                f"no import: p99 next {before['next']['p99_ms']} ms", "",
+                "p99 < 1000 ms, no 503")
     if kind == "page_weight":
         return ("annotation page 8 x 20,000 chars", f"{line['partial_kib']} KiB HTML, {line['render_ms']} ms",
                 f"text {line['text_utf8_kib']} KiB", f"{line['overhead_ratio']}x", "-")
@@ -79,6 +89,14 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
         return (f"GPU {line['kind']}{' + Liger' if line['liger'] else ''} {line['batch_size']}x{line['seq_len']}",
                 f"{line['tokens_per_s']:,} tokens/s, {line['model_tflops_per_s']} TFLOP/s on {line['device']}",
                 "peak bf16 of the card", f"MFU {line['mfu']}", "-")
+    if kind == "langid":
+        coverage = "-" if line["coverage"] is None else f"{line['coverage']:.1%}"
+        accuracy = "-" if line["accuracy"] is None else f"{line['accuracy']:.1%}"
+        return (f"off-target detector, {line['scope']} ({line['cases']} cases)",
+                f"coverage {coverage}, accuracy {accuracy}, "
+                f"nothing-to-judge {line['none_right']}/{line['none_cases']}",
+                f"true rate {line['true_off_target_rate']}", f"measured {line['measured_off_target_rate']}",
+                "floors in tests/evaluation/test_metrics_langid_labelled.py" if line["scope"] == "all" else "-")
     if kind is not None:
         figure = ", ".join(f"{k}={v}" for k, v in line.items() if k not in {"bench", "target"})
         return (kind, figure[:110], "", str(line.get("ratio", "")), str(line.get("target", "")))

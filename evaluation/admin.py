@@ -60,7 +60,8 @@ class ResultInline(admin.TabularInline):
 
 @admin.register(EvaluationRun)
 class EvaluationRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "model", "benchmark_list", "status", "progress", "trigger", "created_at", "results_page"]
+    list_display = ["id", "evaluated_model", "benchmark_list", "status", "progress", "trigger", "created_at",
+                    "results_page"]
     list_filter = ["status", "trigger"]
     search_fields = ["model_version__name", "base_model__name"]
     inlines = [ResultInline]
@@ -74,8 +75,10 @@ class EvaluationRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # a run is what it was created as; Retry and Cancel are the actions
 
+    # Not named `model`: ModelAdmin.__init__ sets self.model to the model class, which would hide such a method and
+    # make the list call EvaluationRun(obj) for every row.
     @admin.display(description=_("model"))
-    def model(self, obj) -> str:
+    def evaluated_model(self, obj) -> str:
         return obj.model_label
 
     @admin.display(description=_("benchmarks"))

@@ -10,11 +10,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crossfeed.errors import InvalidInput, NotFound
+from crossfeed.permissions import ModelPermissions
 from evaluation import selectors, serializers
 from evaluation.benchmarks import all_benchmarks
 from evaluation.models import EvaluationRun
@@ -60,8 +61,10 @@ class BenchmarkList(APIView):
 
 
 class EvaluationRunList(APIView):
+    required_permissions = {"POST": ("evaluation.add_evaluationrun",)}
+
     def get_permissions(self):
-        return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+        return [ModelPermissions()] if self.request.method == "POST" else [IsAuthenticated()]
 
     @extend_schema(responses=serializers.EvaluationRunSerializer(many=True))
     def get(self, request):
@@ -92,7 +95,8 @@ class EvaluationRunDetail(APIView):
 
 
 class EvaluationRunRetry(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("evaluation.change_evaluationrun",)}
 
     @extend_schema(request=None, responses={202: serializers.EvaluationRunSerializer})
     def post(self, request, run_id: int):
@@ -101,7 +105,8 @@ class EvaluationRunRetry(APIView):
 
 
 class EvaluationRunCancel(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"POST": ("evaluation.change_evaluationrun",)}
 
     @extend_schema(request=None, responses={202: serializers.EvaluationRunSerializer})
     def post(self, request, run_id: int):
@@ -112,7 +117,8 @@ class EvaluationRunCancel(APIView):
 class EvaluationRunOutputs(APIView):
     """Every example's output as JSONL (admins only: the file holds all prompts and model outputs verbatim)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissions]
+    required_permissions = {"GET": ("evaluation.view_evaluationrun",)}
 
     @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY})
     def get(self, request, run_id: int):

@@ -11,9 +11,26 @@ from evaluation.models import EvaluationRun
 from evaluation.services.sources import source_names
 from training.models import BaseModel, ModelVersion
 
+# ISO 15924 names (Unicode's English names) of the scripts our languages use: the comparison page's filter showed
+# the bare codes. A script missing here shows its code alone.
+SCRIPT_NAMES = {
+    "Arab": _("Arabic"), "Armn": _("Armenian"), "Beng": _("Bengali"), "Cyrl": _("Cyrillic"),
+    "Deva": _("Devanagari"), "Ethi": _("Ethiopic"), "Geor": _("Georgian"), "Grek": _("Greek"),
+    "Gujr": _("Gujarati"), "Guru": _("Gurmukhi"), "Hans": _("Han (Simplified)"), "Hant": _("Han (Traditional)"),
+    "Hebr": _("Hebrew"), "Jpan": _("Japanese"), "Khmr": _("Khmer"), "Knda": _("Kannada"), "Kore": _("Korean"),
+    "Laoo": _("Lao"), "Latn": _("Latin"), "Mlym": _("Malayalam"), "Mymr": _("Myanmar"), "Orya": _("Odia"),
+    "Sinh": _("Sinhala"), "Taml": _("Tamil"), "Telu": _("Telugu"), "Thai": _("Thai"), "Tibt": _("Tibetan"),
+}
+
+
+def script_label(code: str) -> str:
+    """'Latn' → 'Latin (Latn)', in the interface language; the code stays, as the datasets use it."""
+    return f"{SCRIPT_NAMES[code]} ({code})" if code in SCRIPT_NAMES else code
+
 
 def _script_choices() -> list[tuple[str, str]]:
-    return [(script, script) for script in sorted({spec.script for spec in all_languages()})]
+    return sorted(((script, script_label(script)) for script in {spec.script for spec in all_languages()}),
+                  key=lambda choice: choice[1])
 
 
 class CompareForm(forms.Form):
@@ -69,7 +86,9 @@ class EvaluationRunForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     languages = forms.CharField(required=False, help_text=_("comma-separated codes; empty: every language"))
-    limit = forms.IntegerField(min_value=1, required=False, help_text=_("examples per language; empty: all"))
+    limit = forms.IntegerField(min_value=1, required=False, help_text=_(
+        "examples per language; empty: the protocol's (FLORES: the seed's 200 sentences per direction; XL-Sum: the "
+        "first 250 articles; others: all)"))
     max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=512)
     batch_size = forms.IntegerField(min_value=1, max_value=512, initial=8)
     samples = forms.BooleanField(required=False, label=_("use the shipped sample sets"),

@@ -22,7 +22,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from evaluation.benchmarks.base import Benchmark, Example, fit_messages
+from training.scripts.chat_templates import ChatTemplate, use_chat_template
 
 
 class _LazyModule:
@@ -55,7 +59,10 @@ DEFAULT_CONTEXT = 4096
 class ModelSpec:
     base_path: str
     adapters: tuple[str, ...] = ()
-    chat_template: str = ""  # overrides the tokenizer's own when set
+    # The base model's template settings, applied by the rule training applies (training/scripts/chat_templates.py):
+    # chat_template wins when set, then chat_template_name ("auto": the tokenizer's own, else Question/Answer).
+    chat_template: str = ""
+    chat_template_name: str = "auto"
 
 
 @dataclass
@@ -64,10 +71,23 @@ class LoadedModel:
     tokenizer: Any
     device: torch.device
     context_length: int
+    chat_template: ChatTemplate | None = None  # the template prompts are rendered with (None: the tokenizer's)
 
-    @property
-    def uses_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready to encode.
+
+    `templated`: rendered by the chat template, which writes the special tokens (BOS) itself; otherwise plain text
+    (lm-evaluation-harness's request), which the tokenizer encodes with its own special tokens, as lm-eval does.
+    `shortened`: the document in it was cut to fit the context (benchmarks.base.fit_messages).
+    `answer_prefix`: what the chat template writes between the open assistant turn and an answer's text (" " after
+    the Question/Answer format's "Answer:"); an option scored as the answer gets it first, as in training."""
+
+    text: str
+    templated: bool = True
+    shortened: bool = False
+    answer_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,43 +122,107 @@ def _dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+class ModelNotLocal(FileNotFoundError):
+    """A model or adapter that is not a folder on this machine: evaluation never downloads one."""
+
+
+def _local_folder(path: str, what: str) -> str:
+    if not Path(path).is_dir():
+        raise ModelNotLocal(
+            f"the {what} {path!r} is not a folder on this machine; evaluation runs offline, as training does, and "
+            "never downloads from a model hub: download the model once (e.g. `huggingface-cli download NAME "
+            "--local-dir DIR`), register the folder as a base model, and evaluate that"
+        )
+    return path
+
+
 def load_model(spec: ModelSpec, *, device: torch.device | str | None = None) -> LoadedModel:
+    """Load the base model and merge the adapters, from local folders only (ModelNotLocal otherwise): a hub id would
+    make transformers download, from a worker that should never reach the network. local_files_only holds even
+    where HF_HUB_OFFLINE is not set (the worker imports huggingface_hub before any setting of ours could apply)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _local_folder(spec.base_path, "base model")
+    for adapter in spec.adapters:
+        _local_folder(adapter, "adapter")
     target = torch.device(device) if device is not None else pick_device()
-    tokenizer = AutoTokenizer.from_pretrained(spec.base_path)
-    if spec.chat_template:
-        tokenizer.chat_template = spec.chat_template
+    tokenizer = AutoTokenizer.from_pretrained(spec.base_path, local_files_only=True)
+    template = use_chat_template(tokenizer, name=spec.chat_template_name, override=spec.chat_template or None)
     if tokenizer.pad_token_id is None:
         # Padded positions are masked out, so any token will do; EOS is the one every causal LM has.
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(spec.base_path, dtype=_dtype(target))
+    model = AutoModelForCausalLM.from_pretrained(spec.base_path, dtype=_dtype(target), local_files_only=True)
     for adapter in spec.adapters:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # a folder: PEFT reads it directly
     model.to(target)
     model.eval()
     context = getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT
-    return LoadedModel(model=model, tokenizer=tokenizer, device=target, context_length=int(context))
+    return LoadedModel(model=model, tokenizer=tokenizer, device=target, context_length=int(context),
+                       chat_template=template)
 
 
 def render_prompt(loaded: LoadedModel, messages: list[dict[str, str]]) -> str:
-    """The prompt text: the chat template with the assistant turn opened, or the plain text for base models."""
-    if loaded.uses_chat_template:
-        return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return "\n\n".join(message["content"] for message in messages) + "\n\n"
+    """The prompt text: the model's chat template (the one training used) with the assistant turn opened."""
+    return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
-    # A chat template writes BOS itself; letting the tokenizer add another would shift every position.
-    return loaded.tokenizer(prompt, add_special_tokens=not loaded.uses_chat_template)["input_ids"]
+def benchmark_prompt(loaded: LoadedModel, benchmark: Benchmark, example: Example, *, max_new_tokens: int = 0
+                     ) -> Prompt:
+    """How a benchmark's example is put to the model.
+
+    A benchmark with `plain_context` (XCOPA and PAWS-X in lm-evaluation-harness's format) is sent as that plain
+    text, without a chat template, as lm-eval sends it by default. Every other prompt goes through the chat template;
+    a document too long for the context (XL-Sum's article) is cut from its end first, keeping its opening and the
+    instruction after it, as XL-Sum's own models read an article (benchmarks.base.fit_messages).
+    """
+    plain = getattr(benchmark, "plain_context", None)
+    context = plain(example) if plain is not None else None
+    if context is not None:
+        return Prompt(context, templated=False)
+    room = max(1, loaded.context_length - max_new_tokens)
+    messages, shortened = fit_messages(
+        benchmark, example, lambda candidate: len(encode_prompt(loaded, render_prompt(loaded, candidate))) <= room)
+    text = render_prompt(loaded, messages)
+    prefix = answer_prefix(loaded, messages, text) if benchmark.task == "classification" else ""
+    return Prompt(text, shortened=shortened, answer_prefix=prefix)
 
 
-def _fit(ids: list[int], room: int) -> tuple[list[int], bool]:
-    """Keep the end of a prompt that does not fit: it holds the instruction and the open assistant turn."""
-    return (ids, False) if len(ids) <= room else (ids[-room:], True)
+def answer_prefix(loaded: LoadedModel, messages: list[dict[str, str]], prompt: str) -> str:
+    """The text the chat template puts before an assistant answer that the open prompt does not already hold: render
+    the conversation with a marker answer, and take what lies between the prompt and the marker."""
+    marker = "\u2063answer\u2063"  # invisible separators around a word: no template writes them itself
+    answered = loaded.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": marker}],
+                                                    tokenize=False)
+    if not answered.startswith(prompt) or marker not in answered[len(prompt):]:
+        return ""
+    rest = answered[len(prompt):]
+    return rest[:rest.index(marker)]
+
+
+def _as_prompt(prompt: str | Prompt) -> Prompt:
+    return prompt if isinstance(prompt, Prompt) else Prompt(prompt)
+
+
+def encode_prompt(loaded: LoadedModel, prompt: str | Prompt) -> list[int]:
+    """Token ids of a prompt. A chat template writes BOS itself (a second one would shift every position); plain
+    text gets the tokenizer's own special tokens, unless it already starts with BOS (lm-eval's tok_encode)."""
+    prompt = _as_prompt(prompt)
+    tokenizer = loaded.tokenizer
+    special = not prompt.templated and not (tokenizer.bos_token and prompt.text.startswith(tokenizer.bos_token))
+    return tokenizer(prompt.text, add_special_tokens=special)["input_ids"]
+
+
+def _fit(ids: list[int], room: int, bos_id: int | None) -> tuple[list[int], bool]:
+    """A prompt cut to `room` tokens from the left, as lm-evaluation-harness cuts a context, but keeping its BOS:
+    the model has never seen a text start without one. The end holds the question and the open assistant turn."""
+    if len(ids) <= room:
+        return ids, False
+    if bos_id is not None and ids[0] == bos_id and room > 1:
+        return [bos_id, *ids[len(ids) - room + 1:]], True
+    return ids[-room:], True
 
 
 def _left_pad(rows: Sequence[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +255,7 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
 @_inference_mode
 def generate(
     loaded: LoadedModel,
-    prompts: Sequence[str],
+    prompts: Sequence[str | Prompt],
     *,
     max_new_tokens: int = 512,
     batch_size: int = 8,
@@ -179,10 +263,14 @@ def generate(
     throughput: Throughput | None = None,
 ) -> list[Generation]:
     """Greedy continuations of `prompts`, in their order. `on_batch(indices, generations)` runs after each batch
-    (the caller saves outputs as they come, so a crash keeps what was done)."""
+    (the caller saves outputs as they come, so a crash keeps what was done). A bare string is a prompt rendered by
+    the chat template (render_prompt)."""
     tokenizer = loaded.tokenizer
     room = max(1, loaded.context_length - max_new_tokens)
-    encoded = [_fit(encode_prompt(loaded, prompt), room) for prompt in prompts]
+    encoded = []  # (ids, truncated)
+    for prompt in map(_as_prompt, prompts):
+        ids, cut = _fit(encode_prompt(loaded, prompt), room, tokenizer.bos_token_id)
+        encoded.append((ids, cut or prompt.shortened))
     order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index][0]))
     eos_ids = _eos_ids(loaded)
     results: list[Generation | None] = [None] * len(prompts)
@@ -217,26 +305,26 @@ def generate(
 @_inference_mode
 def score_options(
     loaded: LoadedModel,
-    prompts: Sequence[str],
+    prompts: Sequence[str | Prompt],
     options: Sequence[Sequence[str]],
     *,
     batch_size: int = 8,
     on_batch: Callable[[list[int], list[list[float]]], None] | None = None,
 ) -> list[list[float]]:
     """For each prompt, the log-likelihood of each of its options as the continuation: the sum over the option's
-    tokens of log p(token | prompt, earlier option tokens), as lm-evaluation-harness computes `loglikelihood`.
-    The prediction is the argmax. `on_batch(prompt indices, their scores)` runs as prompts complete."""
+    tokens of log p(token | prompt, earlier option tokens), as lm-evaluation-harness computes `loglikelihood`
+    (and splits a plain-text context from its option as lm-eval does, `_encode_pair`). The prediction is the argmax.
+    `on_batch(prompt indices, their scores)` runs as prompts complete."""
     if len(prompts) != len(options):
         raise ValueError(f"{len(prompts)} prompts but {len(options)} option lists")
     requests = []  # (prompt index, option index, context ids, continuation ids)
-    for p_index, (prompt, choices) in enumerate(zip(prompts, options, strict=True)):
-        context = encode_prompt(loaded, prompt)
+    for p_index, (prompt, choices) in enumerate(zip(map(_as_prompt, prompts), options, strict=True)):
         for o_index, option in enumerate(choices):
-            continuation = loaded.tokenizer(option, add_special_tokens=False)["input_ids"]
+            context, continuation = _encode_pair(loaded, prompt, option)
             if not continuation:
                 raise ValueError(f"option {o_index} of prompt {p_index} is empty: nothing to score")
-            room = loaded.context_length - len(continuation)
-            requests.append((p_index, o_index, _fit(context, max(1, room))[0], continuation))
+            room = max(1, loaded.context_length - len(continuation))
+            requests.append((p_index, o_index, _fit(context, room, loaded.tokenizer.bos_token_id)[0], continuation))
     scores: list[list[float]] = [[math.nan] * len(choices) for choices in options]
     remaining = [len(choices) for choices in options]
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][2]) + len(requests[i][3])))
@@ -251,6 +339,31 @@ def score_options(
         if on_batch is not None and completed:
             on_batch(completed, [scores[i] for i in completed])
     return scores
+
+
+def _encode_pair(loaded: LoadedModel, prompt: Prompt, option: str) -> tuple[list[int], list[int]]:
+    """(context ids, option ids). After a chat template, the prompt keeps exactly the tokens generation would see and
+    the option is encoded on its own. A plain-text context is split from its option as lm-evaluation-harness does
+    (lm_eval/api/model.py, `loglikelihood` and `_encode_pair`): an empty context is BOS (EOS for a tokenizer without
+    one); otherwise trailing spaces move from the context to the option, and the option's tokens are those of
+    context + option past the context's own."""
+    tokenizer = loaded.tokenizer
+    if prompt.templated:
+        answer = tokenizer(prompt.answer_prefix + option, add_special_tokens=False)["input_ids"]
+        return encode_prompt(loaded, prompt), answer
+    if prompt.text == "":
+        continuation = tokenizer(option, add_special_tokens=False)["input_ids"]
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if continuation[:1] == [prefix]:
+            return continuation[:1], continuation[1:]
+        return [prefix], continuation
+    context, continuation_text = prompt.text, option
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation_text = context[:-spaces], context[-spaces:] + continuation_text
+    context_ids = encode_prompt(loaded, Prompt(context, templated=False))
+    whole = encode_prompt(loaded, Prompt(context + continuation_text, templated=False))
+    return context_ids, whole[len(context_ids):]
 
 
 def _score_batch(loaded: LoadedModel, chunk: list[tuple[int, int, list[int], list[int]]]) -> list[float]:

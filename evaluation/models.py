@@ -48,6 +48,8 @@ class EvaluationRun(BackgroundJob, models.Model):
                                    help_text=_("the version's base model, or the model evaluated bare"))
     benchmarks = models.JSONField(default=list)
     languages = models.JSONField(default=list, blank=True, help_text=_("empty: every language a benchmark has"))
+    languages_without_data = models.JSONField(
+        default=list, blank=True, help_text=_("chosen languages that none of the chosen benchmarks has data for"))
     limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("examples per language; empty: all"))
     max_new_tokens = models.PositiveIntegerField(default=512)
     batch_size = models.PositiveSmallIntegerField(default=8)
@@ -101,7 +103,17 @@ class EvaluationResult(models.Model):
     value = models.FloatField(null=True, blank=True, help_text=_("empty when not measurable"))
     n = models.PositiveIntegerField(default=0, help_text=_("examples the value is computed over"))
     skipped = models.BooleanField(default=False)
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.CharField(max_length=500, blank=True,
+                              help_text=_("why the row has no value: skipped, or e.g. 'spBLEU: model missing'"))
+    # How the value was computed, so it can be reproduced and compared with a paper: sacrebleu's signature for BLEU,
+    # spBLEU and chrF++, the segmenter and stemmer for ROUGE-L, the detector and its thresholds for the off-target
+    # rate (evaluation/scoring.py).
+    settings = models.JSONField(default=dict, blank=True, help_text=_("how the value was computed"))
+    # The off-target rate's three counts (empty for other metrics): its value is off / (on + off), and n = on + off.
+    on_target = models.PositiveIntegerField(null=True, blank=True)
+    off_target = models.PositiveIntegerField(null=True, blank=True)
+    not_measurable = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("outputs whose language could not be judged (left out of the rate)"))
 
     class Meta:
         ordering = ["run", "benchmark", "language", "metric"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import QuerySet
@@ -44,6 +45,8 @@ def language_info(code: str) -> dict[str, str]:
 def _metric_order(benchmark_name: str, metrics: Iterable[str]) -> list[str]:
     benchmark = get_benchmark(benchmark_name)
     known = list(benchmark.metrics) if benchmark else []
+    if "bleu" in known and "spbleu" not in known:  # scoring adds spBLEU to every translation benchmark
+        known.insert(known.index("bleu") + 1, "spbleu")
     return sorted(set(metrics), key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
@@ -51,13 +54,35 @@ def _metric_order(benchmark_name: str, metrics: Iterable[str]) -> list[str]:
 class Cell:
     value: float | None
     n: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why there is no value (e.g. "spBLEU: model missing")
+    on_target: int | None = None  # the off-target rate's three counts; None for other metrics
+    off_target: int | None = None
+    not_measurable: int | None = None
+
+    @property
+    def total(self) -> int | None:
+        """Outputs judged for the off-target rate, measurable or not."""
+        if self.not_measurable is None:
+            return None
+        return (self.on_target or 0) + (self.off_target or 0) + self.not_measurable
+
+    @property
+    def not_measurable_share(self) -> float | None:
+        """Not-measurable outputs as a percentage of all outputs (shown beside the off-target rate)."""
+        total = self.total
+        return None if not total else 100 * (self.not_measurable or 0) / total
+
+
+_CELL_FIELDS = ("benchmark", "language", "metric", "value", "n", "settings", "reason", "on_target", "off_target",
+                "not_measurable")
 
 
 def result_cells(run: EvaluationRun) -> dict[tuple[str, str, str], Cell]:
-    """(benchmark, language, metric) -> value and n, for the rows that were not skipped."""
-    rows = EvaluationResult.objects.filter(run=run, skipped=False).values_list("benchmark", "language", "metric",
-                                                                                 "value", "n")
-    return {(b, lang, m): Cell(value, n) for b, lang, m, value, n in rows}
+    """(benchmark, language, metric) -> value, n, settings and counts, for the rows that were not skipped."""
+    rows = EvaluationResult.objects.filter(run=run, skipped=False).values_list(*_CELL_FIELDS)
+    return {(b, lang, m): Cell(value, n, settings or {}, reason, on, off, nm)
+            for b, lang, m, value, n, settings, reason, on, off, nm in rows}
 
 
 def benchmark_tables(run: EvaluationRun) -> list[dict[str, Any]]:
@@ -81,13 +106,46 @@ def benchmark_tables(run: EvaluationRun) -> list[dict[str, Any]]:
             "skipped": [{"language": language_info(lang), "reason": reason}
                         for b, lang, reason in skips if b == name],
             "summary": _summaries(own, metrics),
-            # Mean length is not on the 0–100 scale of the others: the table has it, the chart does not.
-            "chart": {"labels": languages, "datasets": [
-                {"label": m, "data": [_rounded(own.get((name, lang, m))) for lang in languages]}
-                for m in metrics if higher_is_better(m) is not None
-            ]},
+            "chart": {"labels": languages, "datasets": _chart_datasets(own, name, metrics, languages)},
+            "methods": _methods(own, metrics),
         })
     return tables
+
+
+NOT_MEASURABLE_LABEL = "off_target_rate: not measurable %"
+
+
+def _chart_datasets(cells: dict[tuple[str, str, str], Cell], name: str, metrics: list[str],
+                    languages: list[str]) -> list[dict[str, Any]]:
+    """One bar per metric; the off-target rate is followed by the share of outputs it could not judge."""
+    datasets = []
+    # Mean length is not on the 0–100 scale of the others: the table has it, the chart does not.
+    for metric in (m for m in metrics if higher_is_better(m) is not None):
+        datasets.append({"label": metric, "data": [_rounded(cells.get((name, lang, metric))) for lang in languages]})
+        if metric == "off_target_rate":
+            shares = [cells.get((name, lang, metric)) for lang in languages]
+            datasets.append({"label": NOT_MEASURABLE_LABEL, "data": [
+                None if cell is None or cell.not_measurable_share is None else round(cell.not_measurable_share, 2)
+                for cell in shares]})
+    return datasets
+
+
+def _methods(cells: dict[tuple[str, str, str], Cell], metrics: list[str]) -> list[dict[str, Any]]:
+    """Per metric, each distinct way it was computed (sacrebleu signature, segmenter, ...) and its languages."""
+    methods = []
+    for metric in metrics:
+        groups: dict[str, dict[str, Any]] = {}
+        for (_, lang, m), cell in sorted(cells.items()):
+            if m != metric or not (cell.settings or cell.note):
+                continue
+            described = cell.settings.get("signature") or "; ".join(
+                f"{key}: {value}" for key, value in cell.settings.items())
+            key = f"{described}|{cell.note}"
+            group = groups.setdefault(key, {"metric": metric, "description": described, "note": cell.note,
+                                            "settings": cell.settings, "languages": []})
+            group["languages"].append(lang)
+        methods.extend(groups.values())
+    return methods
 
 
 def _rounded(cell: Cell | None) -> float | None:
@@ -110,8 +168,9 @@ def _summaries(cells: dict[tuple[str, str, str], Cell], metrics: list[str]) -> l
 def run_payload_results(run: EvaluationRun) -> tuple[list[dict], list[dict], list[dict]]:
     """(results, skipped, summaries) for the API."""
     rows = EvaluationResult.objects.filter(run=run).order_by("benchmark", "language", "metric")
-    results = [{"benchmark": r.benchmark, "language": r.language, "metric": r.metric, "value": r.value, "n": r.n}
-               for r in rows if not r.skipped]
+    results = [{"benchmark": r.benchmark, "language": r.language, "metric": r.metric, "value": r.value, "n": r.n,
+                "settings": r.settings, "note": r.reason, "on_target": r.on_target, "off_target": r.off_target,
+                "not_measurable": r.not_measurable} for r in rows if not r.skipped]
     skipped = [{"benchmark": r.benchmark, "language": r.language, "reason": r.reason} for r in rows if r.skipped]
     summaries = [{"benchmark": table["name"], **summary} for table in benchmark_tables(run)
                  for summary in table["summary"]]
@@ -121,11 +180,14 @@ def run_payload_results(run: EvaluationRun) -> tuple[list[dict], list[dict], lis
 def results_csv(run: EvaluationRun) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["run", "model", "benchmark", "language", "metric", "value", "n", "skipped", "reason"])
+    writer.writerow(["run", "model", "benchmark", "language", "metric", "value", "n", "skipped", "reason",
+                     "on_target", "off_target", "not_measurable", "settings"])
     for r in EvaluationResult.objects.filter(run=run).order_by("benchmark", "language", "metric"):
         value = "" if r.value is None else f"{r.value:.4f}"
+        counts = ["" if count is None else count for count in (r.on_target, r.off_target, r.not_measurable)]
         writer.writerow([run.pk, run.model_label, r.benchmark, r.language, r.metric, value, r.n,
-                         "yes" if r.skipped else "", r.reason])
+                         "yes" if r.skipped else "", r.reason, *counts,
+                         json.dumps(r.settings, ensure_ascii=False, sort_keys=True) if r.settings else ""])
     return buffer.getvalue()
 
 
@@ -169,7 +231,10 @@ def comparison(run_a: EvaluationRun, run_b: EvaluationRun, *, tiers: list[str] |
             a, b = cells_a.get(key), cells_b.get(key)
             a_value, b_value = (a.value if a else None), (b.value if b else None)
             row_cells.append({"a": a_value, "b": b_value, "delta": delta_of(column["metric"], a_value, b_value),
-                              "benchmark": column["benchmark"]})
+                              "benchmark": column["benchmark"],
+                              # Beside an off-target rate, always: the share of outputs it could not judge.
+                              "a_not_measurable": a.not_measurable_share if a else None,
+                              "b_not_measurable": b.not_measurable_share if b else None})
         rows.append({"language": info, "cells": row_cells})
     means = []
     for index, column in enumerate(columns):
@@ -178,8 +243,18 @@ def comparison(run_a: EvaluationRun, run_b: EvaluationRun, *, tiers: list[str] |
         mean_a = sum(a for a, _ in both) / len(both) if both else None
         mean_b = sum(b for _, b in both) / len(both) if both else None
         means.append({"a": mean_a, "b": mean_b, "delta": delta_of(column["metric"], mean_a, mean_b),
-                      "n": len(both)})
+                      "n": len(both), **_mean_not_measurable(rows, index)})
     return {"columns": columns, "rows": rows, "means": means}
+
+
+def _mean_not_measurable(rows: list[dict[str, Any]], index: int) -> dict[str, float | None]:
+    """Mean not-measurable share of a column over the languages where both runs have one."""
+    pairs = [(row["cells"][index]["a_not_measurable"], row["cells"][index]["b_not_measurable"]) for row in rows]
+    both = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not both:
+        return {"a_not_measurable": None, "b_not_measurable": None}
+    return {"a_not_measurable": sum(a for a, _ in both) / len(both),
+            "b_not_measurable": sum(b for _, b in both) / len(both)}
 
 
 def latest_run_of(subject, *, benchmarks: list[str] | None = None) -> EvaluationRun | None:

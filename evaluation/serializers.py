@@ -18,6 +18,13 @@ class BenchmarkSerializer(serializers.Serializer):
     has_sample_data = serializers.BooleanField()
     uses_sample_data = serializers.BooleanField(help_text="false once an admin set a data folder of its own")
     layout = serializers.CharField()
+    dataset = serializers.CharField(help_text="the data set its files come from (a benchmark source may name it)")
+    hub_repo = serializers.CharField(help_text="where the public data set is (Hugging Face Hub id); empty if none")
+    supported_languages = serializers.ListField(
+        child=serializers.CharField(), allow_null=True,
+        help_text="languages the public data set covers (manage.py fetch_benchmarks); null: any, with your own files")
+    default_limit = serializers.IntegerField(allow_null=True,
+                                             help_text="examples per language when a run sets no limit; null: all")
 
 
 class EvaluationRunInputSerializer(serializers.Serializer):
@@ -37,7 +44,15 @@ class ResultSerializer(serializers.Serializer):
     language = serializers.CharField()
     metric = serializers.CharField()
     value = serializers.FloatField(allow_null=True)
-    n = serializers.IntegerField()
+    n = serializers.IntegerField(help_text="examples the value is computed over; off-target rate: measured outputs")
+    settings = serializers.DictField(
+        help_text="how the value was computed: 'signature' (sacrebleu's) for bleu, spbleu and chrf++, the segmenter "
+                  "and stemmer for rouge_l, the detector and thresholds for off_target_rate; {} for others")
+    note = serializers.CharField(allow_blank=True, help_text="why there is no value, e.g. 'spBLEU: model missing'")
+    on_target = serializers.IntegerField(allow_null=True, help_text="off_target_rate only; null for other metrics")
+    off_target = serializers.IntegerField(allow_null=True, help_text="off_target_rate only")
+    not_measurable = serializers.IntegerField(
+        allow_null=True, help_text="off_target_rate only: outputs whose language could not be judged (not in n)")
 
 
 class SkippedSerializer(serializers.Serializer):
@@ -63,6 +78,8 @@ class EvaluationRunSerializer(serializers.Serializer):
     base_model = serializers.IntegerField(source="base_model_id")
     benchmarks = serializers.ListField(child=serializers.CharField())
     languages = serializers.ListField(child=serializers.CharField())
+    languages_without_data = serializers.ListField(
+        child=serializers.CharField(), help_text="chosen languages that none of the chosen benchmarks has data for")
     limit = serializers.IntegerField(allow_null=True)
     generation = serializers.SerializerMethodField()
     trigger = serializers.CharField()

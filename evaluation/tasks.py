@@ -1,5 +1,5 @@
-"""Evaluation runs as background tasks on queue "evaluation": `manage.py db_worker --queue-name evaluation` on a
-host with the model's accelerator."""
+"""Evaluation runs as background tasks on queue "evaluation", in the accelerator lane: `manage.py crossfeed_worker
+--lane accelerator` on a host with the model's accelerator (docs/deploy.md)."""
 
 from django_tasks import task
 

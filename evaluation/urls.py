@@ -14,6 +14,7 @@ urlpatterns = [
     path("runs/<id:run_id>/retry/", views.retry, name="retry"),
     path("runs/<id:run_id>/cancel/", views.cancel, name="cancel"),
     path("compare/", views.compare, name="compare"),
+    path("coverage/", views.coverage, name="coverage"),
     path("win-rate/", views.winrate_create, name="winrate_create"),
     path("win-rate/<id:campaign_id>/", views.winrate, name="winrate"),
 ]

@@ -1,5 +1,6 @@
-"""Evaluation dashboards (server-rendered, htmx). Every signed-in user reads results; staff start, retry, cancel,
-download outputs and run win-rate campaigns. Model outputs are untrusted text: templates autoescape them, always.
+"""Evaluation dashboards (server-rendered, htmx). Every signed-in user reads results; staff with the admin's
+permissions start, retry and cancel runs, read the example outputs (every prompt and answer verbatim, as the API's
+outputs download) and run win-rate campaigns. Model outputs are untrusted text: templates autoescape them, always.
 
 A page and its htmx fragment render the same partial: the run page includes `_status.html`, which re-fetches
 itself every 2 s while the run is queued or running and asks for a full reload when it ends (the results appear);
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,16 +21,16 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from annotation.models import Campaign, JobStatus
 from crossfeed.errors import Conflict, CrossfeedError
+from crossfeed.permissions import require_admin_permissions, user_may
 from evaluation import selectors
 from evaluation.forms import CompareForm, OutputsForm, WinRateCampaignForm
 from evaluation.models import EvaluationRun
 from evaluation.services import evaluation_run_cancel, evaluation_run_retry, evaluation_runs_fail_stale
+from evaluation.services.sources import FULL, SAMPLE, SUPPORTED, benchmark_coverage
 from evaluation.services.winrate import winrate_campaign_create, winrate_runs, winrate_summary
 
-
-def _require_staff(request: HttpRequest) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied(_("Only staff can do this; results are readable by everyone signed in."))
+VIEW_RUNS = "evaluation.view_evaluationrun"
+CHANGE_RUNS = "evaluation.change_evaluationrun"
 
 
 def _get_run_for_user(request: HttpRequest, run_id: int) -> EvaluationRun:
@@ -51,9 +51,9 @@ def _status_context(request: HttpRequest, run: EvaluationRun) -> dict:
         "run": run,
         "polling": not run.is_finished,
         "eta": duration(run.eta_seconds),
-        "can_cancel": request.user.is_staff and run.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        "can_cancel": user_may(request.user, CHANGE_RUNS) and run.status in (JobStatus.QUEUED, JobStatus.RUNNING)
         and not run.cancel_requested,
-        "can_retry": request.user.is_staff and run.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+        "can_retry": user_may(request.user, CHANGE_RUNS) and run.status in (JobStatus.FAILED, JobStatus.CANCELLED),
     }
 
 
@@ -94,6 +94,7 @@ def results_csv(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def outputs(request: HttpRequest, run_id: int) -> HttpResponse:
+    require_admin_permissions(request, VIEW_RUNS)
     evaluation_run = _get_run_for_user(request, run_id)
     form = OutputsForm(request.GET or None, run=evaluation_run)
     context = {"run": evaluation_run, "form": form}
@@ -136,7 +137,7 @@ def compare(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    _require_staff(request)
+    require_admin_permissions(request, CHANGE_RUNS)
     evaluation_run = _get_run_for_user(request, run_id)
     try:
         evaluation_run = evaluation_run_retry(run=evaluation_run)
@@ -150,7 +151,7 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    _require_staff(request)
+    require_admin_permissions(request, CHANGE_RUNS)
     evaluation_run = _get_run_for_user(request, run_id)
     try:
         evaluation_run_cancel(run=evaluation_run)
@@ -164,7 +165,7 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def winrate_create(request: HttpRequest) -> HttpResponse:
-    _require_staff(request)
+    require_admin_permissions(request, VIEW_RUNS, "annotation.add_campaign")
     run_a = get_object_or_404(EvaluationRun, pk=request.POST.get("a") or 0)
     run_b = get_object_or_404(EvaluationRun, pk=request.POST.get("b") or 0)
     form = WinRateCampaignForm(request.POST)
@@ -187,8 +188,24 @@ def winrate_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def winrate(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    _require_staff(request)
+    require_admin_permissions(request, VIEW_RUNS, "annotation.view_campaign")
     campaign = get_object_or_404(Campaign, pk=campaign_id)
     if winrate_runs(campaign) is None:
         raise Http404(_("This campaign was not made from two evaluation runs."))
     return render(request, "evaluation/winrate.html", {"campaign": campaign, **winrate_summary(campaign=campaign)})
+
+
+@require_GET
+@login_required
+def coverage(request: HttpRequest) -> HttpResponse:
+    """Per registry language, which benchmarks can evaluate it: full data, the shipped sample, or supported by the
+    public release but not downloaded (staff with access to the benchmark sources: it names folders)."""
+    require_admin_permissions(request, "evaluation.view_benchmarksource")
+    benchmarks, rows = benchmark_coverage()
+    columns = [{"benchmark": benchmark,
+                **{status: sum(row.cells[index] == status for row in rows) for status in (FULL, SAMPLE, SUPPORTED)}}
+               for index, benchmark in enumerate(benchmarks)]
+    return render(request, "evaluation/coverage.html", {
+        "columns": columns, "rows": rows, "evaluable": sum(row.evaluable for row in rows),
+        "without_data": [row.language for row in rows if not row.evaluable],
+    })

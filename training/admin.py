@@ -45,7 +45,7 @@ class ModelVersionInline(admin.TabularInline):
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
     form = BaseModelForm
-    list_display = ["name", "path", "version_count", "created_by", "created_at"]
+    list_display = ["name", "path", "chat_template_name", "version_count", "created_by", "created_at"]
     search_fields = ["name", "path"]
     list_select_related = ["created_by"]
     inlines = [ModelVersionInline]

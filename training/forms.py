@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Export, JobStatus
 from crossfeed.errors import InvalidInput
+from crossfeed.parsers import JSONFormField
 from training.models import BaseModel, ModelVersion, TrainingRun
 from training.services.registry import check_base_model_name, check_model_path
 from training.services.runs import STAGE_CONFIG, params_template
@@ -18,8 +19,9 @@ from training.services.runs import STAGE_CONFIG, params_template
 SERVICE_FIELDS = {"sft_file": "sft_upload", "sft_data": "sft_export"}
 
 
-class ParamsField(forms.JSONField):
-    """JSON shown indented: the prefilled presets are meant to be read and edited."""
+class ParamsField(JSONFormField):
+    """JSON shown indented: the prefilled presets are meant to be read and edited. JSONFormField: a lone surrogate
+    or nesting too deep for the parser is a form error, not a 500."""
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
@@ -59,8 +61,10 @@ class TrainingRunForm(forms.Form):
     params = ParamsField(
         required=False, label=_("Parameters"),
         widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "spellcheck": "false"}),
-        help_text=_('TRL/PEFT settings over the paper presets: top-level keys apply to every stage, keys under "sft" '
-                    'or "dpo" to that stage; "accelerate_config" picks cpu, single_gpu, multi_gpu or zero3.'),
+        help_text=_('TRL/PEFT settings over the presets ("preset": "scaled", the default, fits the batch, warm-up and '
+                    'logging to the data; "paper" is the paper\'s settings): top-level keys apply to every stage, '
+                    'keys under "sft" or "dpo" to that stage; "accelerate_config" picks cpu, single_gpu, multi_gpu '
+                    'or zero3.'),
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -105,7 +109,7 @@ class BaseModelForm(forms.ModelForm):
 
     class Meta:
         model = BaseModel
-        fields = ["name", "path", "chat_template", "notes"]
+        fields = ["name", "path", "chat_template_name", "chat_template", "notes"]
 
     def clean_name(self) -> str:
         return _validated(check_base_model_name, self.cleaned_data.get("name", ""),

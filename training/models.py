@@ -14,10 +14,25 @@ from django.utils.translation import gettext_lazy as _
 from annotation.models import BackgroundJob, Export, JobStatus
 
 
+class ChatTemplateName(models.TextChoices):
+    """The named templates of training/scripts/chat_templates.py, which training and evaluation both apply."""
+
+    AUTO = "auto", _("the tokenizer's own; Question/Answer when it has none")
+    QUESTION_ANSWER = "question_answer", _("Question/Answer (the seed paper's format)")
+    ALPACA = "alpaca", _("Alpaca (### Instruction / ### Response)")
+
+
 class BaseModel(models.Model):
     name = models.CharField(max_length=200, unique=True)
     path = models.CharField(_("local path or hub id"), max_length=500)
-    chat_template = models.TextField(blank=True, help_text=_("Jinja chat template; empty: the tokenizer's own"))
+    chat_template_name = models.CharField(
+        _("chat template"), max_length=20, choices=ChatTemplateName.choices, default=ChatTemplateName.AUTO,
+        help_text=_("the template prompts are written in, in training and in evaluation alike"),
+    )
+    chat_template = models.TextField(
+        _("custom chat template"), blank=True,
+        help_text=_("a Jinja chat template that replaces the one chosen above; empty: the one chosen above"),
+    )
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from annotation.models import Export
 from training import selectors
-from training.models import BaseModel, ModelVersion, TrainingRun
+from training.models import BaseModel, ChatTemplateName, ModelVersion, TrainingRun
 
 
 class BaseModelInputSerializer(serializers.Serializer):
@@ -17,6 +17,8 @@ class BaseModelInputSerializer(serializers.Serializer):
     path = serializers.CharField(max_length=500, allow_blank=True)
     chat_template = serializers.CharField(required=False, default="", allow_blank=True, max_length=100_000,
                                           trim_whitespace=False)
+    chat_template_name = serializers.ChoiceField(choices=ChatTemplateName.values, required=False,
+                                                 default=ChatTemplateName.AUTO)
     notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=10_000)
 
 
@@ -32,7 +34,7 @@ class BaseModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BaseModel
-        fields = ["id", "name", "path", "chat_template", "notes", "created_at", "versions"]
+        fields = ["id", "name", "path", "chat_template_name", "chat_template", "notes", "created_at", "versions"]
 
 
 class SFTDataSerializer(serializers.Serializer):

@@ -26,6 +26,7 @@ def dataset_card(
     files: Sequence[Mapping[str, Any]],
     language_pairs: Sequence[Mapping[str, Any]],
     agreement: float | None,
+    quality: Mapping[str, Any] | None = None,
 ) -> str:
     languages = sorted({str(row["prompt_language"]) for row in language_pairs}
                        | {str(row["response_language"]) for row in language_pairs})
@@ -53,10 +54,12 @@ def dataset_card(
             f"- Pairs: {PAIR_RULES[str(filters['pairs'])]} (mode `{filters['pairs']}`).",
             "- Votes: for responses i and j, each judgment that ranks i above j is a vote for i; ties vote for "
             "neither. `votes_for` / `votes_against` on every row.",
-            f"- A pair is kept when `votes_for > votes_against` and the margin (for − against) / (for + against) is "
-            f"at least {filters['min_agreement']}.",
+            "- A pair is kept when `votes_for > votes_against` and the margin (for − against) / (for + against + "
+            f"tied) is at least {filters['min_agreement']}.",
             "- Consensus order: Borda count (net pairwise votes), ties broken by head-to-head majority, then fewer "
-            "wrong-language flags, then response id.",
+            "wrong-language flags; responses still tied are all paired (best and worst are groups), never picked by "
+            "response id. Ties (judgments ranking the two equal) count against the margin: tied = n_judgments − "
+            "votes_for − votes_against.",
             "- A response flagged *wrong language* by a majority of its judgments is never `chosen`.",
         ]
     else:
@@ -68,6 +71,7 @@ def dataset_card(
         f"- Split by hashing the (pivot) instruction with seed {filters['seed']}: {filters['test_fraction']:.0%} "
         "test; translations of one instruction never straddle the split.",
         "",
+        *_quality_lines(quality or {}, kind),
         "## Files",
         "",
         "| file | rows | sha256 |",
@@ -93,3 +97,30 @@ def dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _quality_lines(quality: Mapping[str, Any], kind: str) -> list[str]:
+    """What the campaign's quality controls changed. Counts only: the card names no annotator (exclusions are listed
+    by name in the export's record, for admins)."""
+    rules = quality.get("exclusions") or []
+    lines = ["## Quality control", "",
+             "- Gold and qualification items (checks of the annotators, with known answers) are never exported."]
+    if rules:
+        by_admin = [rule for rule in rules if rule["source"] == "admin"]
+        by_gold = [rule for rule in rules if rule["source"] == "gold"]
+        lines.append(
+            f"- Exclusions applied: {len(by_admin)} by an admin (all of an annotator's judgments, or those from a "
+            f"date on), {len(by_gold)} by failed gold checks (an annotator's judgments of one language pair); "
+            f"{sum(rule['judgments'] for rule in rules)} judgment(s) left out."
+        )
+    else:
+        lines.append("- Exclusions applied: none.")
+    if quality.get("adjudicated"):
+        lines.append(f"- {quality['adjudicated']} item(s) were adjudicated: a reviewer's final ranking decided "
+                     + ("their pairs" if kind == "preference" else "their best response")
+                     + " instead of the consensus (no min_agreement; votes columns still show the annotators').")
+    if quality.get("weights"):
+        lines.append("- `weight`: the pair's vote margin with each annotator counted by their reliability in the "
+                     "language pair (one-coin Dawid-Skene over their pairwise choices), in [0, 1]; 1 for "
+                     "adjudicated items.")
+    return [*lines, ""]

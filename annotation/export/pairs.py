@@ -23,9 +23,17 @@ Consensus order: Borda, not Bradley–Terry
 
 Which pairs are kept (``derive_pairs``)
     A pair is emitted as (chosen, rejected) only when ``votes_for > votes_against`` and its *margin*
-    ``(votes_for - votes_against) / (votes_for + votes_against)`` — a number in [0, 1] — is at least
-    ``min_agreement``. A response flagged ``wrong_language`` by more than half of the item's judgments is never
-    chosen; a pair that would choose it is dropped, it is never turned around against the votes.
+    ``(votes_for - votes_against) / (votes_for + votes_against + votes_tied)`` — a number in [0, 1] — is at least
+    ``min_agreement``. ``votes_tied`` counts the judgments that ranked both responses equal: they do not agree
+    with the choice, so one vote for, none against and two ties is a margin of 1/3, not unanimity. A response
+    flagged ``wrong_language`` by more than half of the item's judgments is never chosen; a pair that would choose
+    it is dropped, it is never turned around against the votes.
+
+Ties are never broken by response id into a pair
+    In ``best_vs_rest`` and ``best_vs_worst`` the *best* (and the *worst*) is a group: every response that ties
+    with it on net votes, head-to-head majority and flag count. The id only orders rows; it never decides which
+    response becomes ``chosen`` or ``rejected``. (Before, of two responses ranked equally best the lower id was
+    paired and the other left out, so relabelling the responses changed the export.)
 """
 
 from __future__ import annotations
@@ -64,10 +72,11 @@ class Preference:
     votes_for: int
     votes_against: int
     n_judgments: int
+    votes_tied: int = 0  # judgments that ranked the two equal
 
     @property
     def margin(self) -> float:
-        return (self.votes_for - self.votes_against) / (self.votes_for + self.votes_against)
+        return (self.votes_for - self.votes_against) / (self.votes_for + self.votes_against + self.votes_tied)
 
 
 def pairwise_votes(
@@ -122,14 +131,16 @@ def derive_pairs(
         ``all``: every pair of responses whose votes have a majority, chosen = the majority side.
         ``best_vs_rest``: the consensus best against each other response. ``best_vs_worst``: the consensus best
         against the consensus worst. In both, *best* is the highest response in the consensus order that is not
-        flagged ``wrong_language`` by a majority (none such: no pairs), and a pair is kept only when the votes
-        side with the best; a flagged response ranked above it is still a valid *rejected*.
+        flagged ``wrong_language`` by a majority (none such: no pairs), with every unflagged response tied with
+        it (the worst likewise: a group), and a pair is kept only when the votes side with the best; a flagged
+        response ranked above it is still a valid *rejected*.
     min_judgments
         Items with fewer judgments give no pairs (at least 1).
     min_agreement
-        Least vote margin ``(votes_for - votes_against) / (votes_for + votes_against)``, in [0, 1]. A pair is kept
-        when ``votes_for > votes_against`` and margin >= min_agreement; so 0.0 keeps any strict majority, 0.5
-        needs 3–1 or better, 1.0 needs no vote against.
+        Least vote margin ``(votes_for - votes_against) / (votes_for + votes_against + votes_tied)``, in [0, 1]. A
+        pair is kept when ``votes_for > votes_against`` and margin >= min_agreement; so 0.0 keeps any strict
+        majority, 0.5 needs 3–1 (or 2–0 with no tie) or better, 1.0 needs every judgment that ranked both to
+        prefer the chosen one (no vote against, no tie).
 
     Rows come in consensus order: by the chosen response's position, then the rejected one's.
     """
@@ -139,25 +150,33 @@ def derive_pairs(
     n_judgments = len(judgments)
     if n_judgments < min_judgments or len(ids) < 2:
         return []
-    wins = _win_matrix(ids, judgments)
+    wins, ties = _vote_matrices(ids, judgments)
     flag_counts = _wrong_language_counts(ids, judgments)
-    order = _consensus_indices(ids, wins, flag_counts)
+    keys = _consensus_keys(ids, wins, flag_counts)
+    order = sorted(range(len(ids)), key=lambda a: (*keys[a], ids[a]))
     # "Majority" is of all the item's judgments: 2 of 3, 3 of 4 or 5; 2 of 4 is not enough.
     barred = {a for a in range(len(ids)) if 2 * flag_counts[a] > n_judgments}
-    candidates = _candidate_pairs(order, barred, wins, mode)
+    candidates = _candidate_pairs(order, keys, barred, wins, mode)
     preferences = []
     for chosen, rejected in candidates:
         votes_for, votes_against = wins[chosen][rejected], wins[rejected][chosen]
         if chosen in barred or votes_for <= votes_against:
             continue
-        if (votes_for - votes_against) / (votes_for + votes_against) < min_agreement:
+        votes_tied = ties[chosen][rejected] if chosen < rejected else ties[rejected][chosen]
+        if (votes_for - votes_against) / (votes_for + votes_against + votes_tied) < min_agreement:
             continue
-        preferences.append(Preference(ids[chosen], ids[rejected], votes_for, votes_against, n_judgments))
+        preferences.append(Preference(ids[chosen], ids[rejected], votes_for, votes_against, n_judgments,
+                                      votes_tied))
     return preferences
 
 
-def _candidate_pairs(order: list[int], barred: set[int], wins: list[list[int]], mode: str) -> list[tuple[int, int]]:
-    """(chosen, rejected) index pairs to test, in output order; ``derive_pairs`` applies the vote rules."""
+def _candidate_pairs(order: list[int], keys: list[tuple[int, int, int]], barred: set[int], wins: list[list[int]],
+                     mode: str) -> list[tuple[int, int]]:
+    """(chosen, rejected) index pairs to test, in output order; ``derive_pairs`` applies the vote rules.
+
+    The best and the worst are groups of responses with equal consensus keys (everything but the id), so that
+    which response is paired never depends on its id.
+    """
     if mode == "all":
         pairs = []
         for p, a in enumerate(order):
@@ -171,20 +190,28 @@ def _candidate_pairs(order: list[int], barred: set[int], wins: list[list[int]], 
     best = next((a for a in order if a not in barred), None)
     if best is None:
         return []
-    rest = [a for a in order if a != best]
+    bests = [a for a in order if a not in barred and keys[a] == keys[best]]
+    rest = [a for a in order if a not in bests]
     if mode == "best_vs_worst":
-        rest = rest[-1:]
-    return [(best, b) for b in rest]
+        rest = [a for a in rest if keys[a] == keys[rest[-1]]] if rest else []
+    return [(chosen, rejected) for chosen in bests for rejected in rest]
 
 
 def _win_matrix(ids: list[int], judgments: Iterable[ItemJudgment]) -> list[list[int]]:
-    """``wins[a][b]``: judgments ranking ids[a] strictly above ids[b].
+    """``wins[a][b]``: judgments ranking ids[a] strictly above ids[b]."""
+    return _vote_matrices(ids, judgments)[0]
+
+
+def _vote_matrices(ids: list[int], judgments: Iterable[ItemJudgment]) -> tuple[list[list[int]], list[list[int]]]:
+    """``wins[a][b]``: judgments ranking ids[a] strictly above ids[b]; ``ties[a][b]`` (a < b only): judgments
+    ranking the two equal.
 
     The hot path of the export (250k items × 4 judgments × 6 pairs): plain loops over precomputed index pairs,
     no per-item numpy. It also catches ranks of unknown responses, at no extra cost.
     """
     n = len(ids)
     wins = [[0] * n for _ in range(n)]
+    ties = [[0] * n for _ in range(n)]
     all_pairs = _index_pairs(n)
     for judgment in judgments:
         ranks = judgment.ranks
@@ -202,7 +229,9 @@ def _win_matrix(ids: list[int], judgments: Iterable[ItemJudgment]) -> list[list[
                 wins[a][b] += 1
             elif rank_b < rank_a:  # type: ignore[operator]
                 wins[b][a] += 1
-    return wins
+            else:
+                ties[a][b] += 1
+    return wins, ties
 
 
 @cache
@@ -223,6 +252,13 @@ def _wrong_language_counts(ids: list[int], judgments: Iterable[ItemJudgment]) ->
 
 def _consensus_indices(ids: list[int], wins: list[list[int]], flag_counts: list[int]) -> list[int]:
     """Indices into ``ids`` from best to worst: net votes, then majority inside the tie, flags, id."""
+    keys = _consensus_keys(ids, wins, flag_counts)
+    return sorted(range(len(ids)), key=lambda a: (*keys[a], ids[a]))
+
+
+def _consensus_keys(ids: list[int], wins: list[list[int]], flag_counts: list[int]) -> list[tuple[int, int, int]]:
+    """Each response's place in the consensus without the id (smaller is better): responses with equal keys are
+    tied, and only the order of rows may then depend on their ids."""
     n = len(ids)
     # net_a = votes won - votes lost = row sum - column sum of the win matrix.
     lost = [sum(column) for column in zip(*wins, strict=True)]
@@ -234,7 +270,7 @@ def _consensus_indices(ids: list[int], wins: list[list[int]], flag_counts: list[
                 if b != a and net[b] == net[a]:
                     # +1 for a tied rival beaten by majority, -1 for one lost to, 0 for an even split.
                     within_tie[a] += (wins[a][b] > wins[b][a]) - (wins[a][b] < wins[b][a])
-    return sorted(range(n), key=lambda a: (-net[a], -within_tie[a], flag_counts[a], ids[a]))
+    return [(-net[a], -within_tie[a], flag_counts[a]) for a in range(n)]
 
 
 def _check_options(mode: str, min_judgments: int, min_agreement: float) -> None:

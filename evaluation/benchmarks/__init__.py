@@ -1,14 +1,16 @@
 """The benchmark registry: every Benchmark class Crossfeed knows, by name.
 
 Adding a benchmark: subclass `Benchmark` (base.py) with a name, task, metrics, a loader for its public file
-layout and a prompt in evaluation/prompts.py, decorate it with `@register`, and ship a few sample items of your own
-in evaluation/samples/<dataset>/.
+layout and a prompt in evaluation/prompts.py, add it to the tuple below, ship a few sample items of your own in
+evaluation/samples/<dataset>/, and, if its data set is public, its release in hub.py (what `fetch_benchmarks`
+downloads and the coverage page lists).
 """
 
 from __future__ import annotations
 
-from .base import SAMPLES_ROOT, TASKS, Benchmark, BenchmarkDataError, Example, language_name
-from .classification import PawsX, XCopa
+from .base import SAMPLES_ROOT, TASKS, Benchmark, BenchmarkDataError, Example, fit_messages, language_name
+from .belebele import Belebele
+from .classification import PawsX, PawsXSeed, XCopa, XCopaSeed
 from .flores import FloresFromEnglish, FloresIntoEnglish
 from .open_ended import OpenEnded
 from .xlsum import XLSum
@@ -25,7 +27,8 @@ def register(cls: type[Benchmark]) -> type[Benchmark]:
     return cls
 
 
-for _benchmark in (FloresFromEnglish, FloresIntoEnglish, XLSum, PawsX, XCopa, OpenEnded):
+for _benchmark in (FloresFromEnglish, FloresIntoEnglish, XLSum, PawsX, XCopa, Belebele, OpenEnded, PawsXSeed,
+                   XCopaSeed):
     register(_benchmark)
 
 
@@ -49,6 +52,7 @@ __all__ = [
     "Example",
     "all_benchmarks",
     "benchmark_names",
+    "fit_messages",
     "get_benchmark",
     "language_name",
     "register",

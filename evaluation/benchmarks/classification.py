@@ -1,7 +1,13 @@
-"""Classification by log-likelihood: PAWS-X (paraphrase or not) and XCOPA (cause or effect).
+"""Classification by log-likelihood: PAWS-X (paraphrase or not) and XCOPA (cause or effect), in two formats.
 
-Nothing is generated: each option is scored as the assistant's answer (the sum of its tokens' log-probabilities
-given the prompt) and the most likely option is the prediction, as lm-evaluation-harness does.
+Nothing is generated: each option is scored by the sum of its tokens' log-probabilities given the prompt, and the
+most likely option is the prediction, as lm-evaluation-harness does.
+
+- `pawsx`, `xcopa` (the default): lm-evaluation-harness's tasks exactly: its context and choices per language
+  (evaluation/prompts.py), sent as plain text without a chat template (`plain_context`), as lm-eval sends them.
+  Their numbers compare with lm-eval's `paws_<lang>` and `xcopa_<lang>`.
+- `pawsx-seed`, `xcopa-seed`: the seed paper's format: an instruction through the model's chat template, the
+  answer a yes/no or a letter. They are separate benchmarks so that results of the two formats never mix.
 
 PAWS-X layout (as released, `x-final/`): a folder per language code (de en es fr ja ko zh), holding `test_2k.tsv`
 (or `test.tsv`): a header line `id sentence1 sentence2 label`, tab-separated, label 1 = paraphrase. Rows with an
@@ -18,6 +24,7 @@ import csv
 from pathlib import Path
 
 from evaluation import prompts
+from evaluation.prompts import Messages
 
 from .base import (
     Benchmark,
@@ -87,13 +94,35 @@ class PawsX(Benchmark):
                 continue
             examples.append(Example(
                 id=row_id or f"line-{number}", language=language, input=f"{sentence1}\n{sentence2}",
-                expected_language=language, options=prompts.PARAPHRASE_OPTIONS, label=label,
+                expected_language=language, options=self.options(sentence1, sentence2, language), label=label,
                 fields={"sentence1": sentence1, "sentence2": sentence2},
             ))
         return first(examples, limit)
 
-    def messages(self, example: Example) -> list[dict[str, str]]:
-        return prompts.paraphrase(sentence1=example.fields["sentence1"], sentence2=example.fields["sentence2"])
+    def options(self, sentence1: str, sentence2: str, language: str) -> tuple[str, ...]:
+        return prompts.pawsx_choices(sentence1=sentence1, sentence2=sentence2, language=language)
+
+    def plain_context(self, example: Example) -> str | None:
+        """lm-eval's context: none (each choice holds both sentences)."""
+        return prompts.PAWSX_CONTEXT
+
+    def messages(self, example: Example) -> Messages:
+        # What lm-eval sends with --apply_chat_template; Crossfeed scores plain_context, lm-eval's default.
+        return [{"role": "user", "content": prompts.PAWSX_CONTEXT}]
+
+
+class PawsXSeed(PawsX):
+    name = "pawsx-seed"
+    title = "PAWS-X, test split (the seed paper's yes/no prompt)"
+
+    def plain_context(self, example: Example) -> str | None:
+        return None  # through the chat template
+
+    def options(self, sentence1: str, sentence2: str, language: str) -> tuple[str, ...]:
+        return prompts.YES_NO_OPTIONS
+
+    def messages(self, example: Example) -> Messages:
+        return prompts.pawsx_yes_no(sentence1=example.fields["sentence1"], sentence2=example.fields["sentence2"])
 
 
 class XCopa(Benchmark):
@@ -134,10 +163,36 @@ class XCopa(Benchmark):
             example_id = value.get("idx", value.get("id"))
             examples.append(Example(
                 id=str(example_id) if example_id is not None else f"line-{line}", language=language,
-                input=f"{premise} ({question})", expected_language=language, options=choices, label=label,
-                fields={"premise": premise, "question": question},
+                input=f"{premise} ({question})", expected_language=language, options=self.options(*choices),
+                label=label, fields={"premise": premise, "question": question, "choice1": choices[0],
+                                     "choice2": choices[1]},
             ))
         return first(examples, limit)
 
-    def messages(self, example: Example) -> list[dict[str, str]]:
-        return prompts.causal_choice(premise=example.fields["premise"], question=example.fields["question"])
+    def options(self, choice1: str, choice2: str) -> tuple[str, ...]:
+        return prompts.xcopa_choices(choice1=choice1, choice2=choice2)
+
+    def plain_context(self, example: Example) -> str | None:
+        return prompts.xcopa_context(premise=example.fields["premise"], question=example.fields["question"],
+                                     language=example.language)
+
+    def messages(self, example: Example) -> Messages:
+        # What lm-eval sends with --apply_chat_template; Crossfeed scores plain_context, lm-eval's default.
+        return [{"role": "user", "content": prompts.xcopa_context(
+            premise=example.fields["premise"], question=example.fields["question"], language=example.language)}]
+
+
+class XCopaSeed(XCopa):
+    name = "xcopa-seed"
+    title = "XCOPA, test split (the seed paper's lettered prompt)"
+
+    def plain_context(self, example: Example) -> str | None:
+        return None  # through the chat template
+
+    def options(self, choice1: str, choice2: str) -> tuple[str, ...]:
+        return prompts.LETTERED_OPTIONS
+
+    def messages(self, example: Example) -> Messages:
+        fields = example.fields
+        return prompts.xcopa_lettered(premise=fields["premise"], question=fields["question"],
+                                      choice1=fields["choice1"], choice2=fields["choice2"])

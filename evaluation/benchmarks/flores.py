@@ -2,8 +2,13 @@
 
 Layout (as released): a folder `devtest/` with one file per FLORES-200 code, `eng_Latn.devtest`,
 `swh_Latn.devtest`, ..., one sentence per line; line n of every file is the same sentence. The data root is that
-release folder (holding `devtest/`) or the `devtest/` folder itself. A limit draws the same sentences for every
-language (the paper's seed 42), so the languages stay comparable.
+release folder (holding `devtest/`) or the `devtest/` folder itself; `manage.py fetch_benchmarks` writes it from
+FLORES+ (openlanguagedata/flores_plus), in the devtest order.
+
+Sample: the seed's. Its code (xLLMs-100 inference/MT/inference_mt.py) reads the two devtest files line by line
+and takes `datasets.Dataset.shuffle(seed=42).select(range(200))`: the same 200 line numbers for every language
+and both directions (`seeded_sample`). A run without a limit takes those 200; a limit k takes the first k of the
+same shuffle, so a smaller run is a subset of the seed's sample.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class FloresBenchmark(Benchmark):
     primary_metric = "bleu"
     dataset = "flores200"
     layout = "devtest/<FLORES-200 code>.devtest, one sentence per line, line-aligned (eng_Latn.devtest required)"
+    default_limit = 200  # the seed: 200 sentences per direction
     into_english: ClassVar[bool]
 
     def languages(self, root: Path) -> list[str]:
@@ -56,6 +62,10 @@ class FloresBenchmark(Benchmark):
         codes = _flores_codes()
         found = {codes[path.stem] for path in folder.glob("*.devtest") if path.stem in codes}
         return sorted(found - {PIVOT})
+
+    def supported_languages(self) -> list[str] | None:
+        # FLORES covers every registry language (the registry is drawn from it); English is the pivot.
+        return [code for code in super().supported_languages() or [] if code != PIVOT]
 
     def _file(self, root: Path, code: str) -> Path:
         return require_file(devtest_folder(root) / f"{flores_code(code)}.devtest",
@@ -74,7 +84,7 @@ class FloresBenchmark(Benchmark):
         return [
             Example(id=str(index + 1), language=language, input=sources[index], expected_language=target_code,
                     reference=targets[index], fields={"source": source_code, "target": target_code})
-            for index in seeded_sample(len(sources), limit)
+            for index in seeded_sample(len(sources), self.limit_for(limit))
         ]
 
     def missing_reason(self, language: str) -> str:

@@ -6,7 +6,8 @@ instruction's) and the mean answer length. Quality itself is for people: see the
 Layout: either one JSONL file per language, `<code>.jsonl` (`sw.jsonl`, `zh-Hans.jsonl`), or one file
 `instructions.jsonl` whose objects carry a `language` field. Objects: `{"instruction": ..., "input"?: ...,
 "id"?: ..., "response_language"?: ...}`; `response_language` asks for the answer in another language than the
-instruction's (a cross-lingual prompt), and the off-target check then expects that language.
+instruction's (a cross-lingual prompt), and the off-target check then expects that language. The prompt ends by
+naming the language the answer is expected in ("Write your answer in Tamil."), whichever it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from evaluation import prompts
 
-from .base import Benchmark, BenchmarkDataError, Example, canonical, first, read_jsonl, text_field
+from .base import Benchmark, BenchmarkDataError, Example, canonical, first, language_name, read_jsonl, text_field
 
 COMBINED = "instructions.jsonl"
 
@@ -98,4 +99,7 @@ class OpenEnded(Benchmark):
         return by_language
 
     def messages(self, example: Example) -> list[dict[str, str]]:
-        return prompts.open_ended(instruction=example.fields["instruction"], input_text=example.fields["input"])
+        # The answer is scored against expected_language, so the prompt names it (for every prompt: a monolingual
+        # one too, where a model may still drift into English).
+        return prompts.open_ended(instruction=example.fields["instruction"], input_text=example.fields["input"],
+                                  response_language=language_name(example.expected_language))

@@ -2,8 +2,13 @@
 
 Layout (as released): one JSONL file per language and split, named by XL-Sum's language name, e.g.
 `swahili_test.jsonl`, with objects `{"id", "url", "title", "summary", "text"}`; we need `text` and `summary`. The
-files may sit in the data root or in a folder per language (`swahili/swahili_test.jsonl`). A limit takes the first
-articles of the file, as the paper does (its first 250).
+files may sit in the data root or in a folder per language (`swahili/swahili_test.jsonl`); `manage.py
+fetch_benchmarks` writes them from csebuetnlp/xlsum. A run takes the first 250 articles of the file, as the seed's
+evaluation does, or the first `limit`.
+
+Articles are loaded whole. One too long for the model's context loses its END (`fit_messages`, base.py), never the
+instruction or the article's opening: XL-Sum's reference models read the first 512 tokens of an article, and a
+news article puts what a summary needs first.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class XLSum(Benchmark):
     primary_metric = "rouge_l"
     dataset = "xlsum"
     layout = '<xlsum name>_test.jsonl (e.g. swahili_test.jsonl), objects with "text" and "summary"'
+    default_limit = 250  # the seed: the first 250 test articles
+    document_field = "input"  # the article
 
     def _path(self, root: Path, code: str) -> Path:
         name = CODE_TO_NAME.get(code, code)
@@ -57,7 +64,7 @@ class XLSum(Benchmark):
             example_id = value.get("id")
             examples.append(Example(id=str(example_id) if example_id else f"line-{line}", language=language,
                                     input=text, expected_language=language, reference=summary))
-        return first(examples, limit)
+        return first(examples, self.limit_for(limit))
 
     def messages(self, example: Example) -> list[dict[str, str]]:
         return prompts.summarization(text=example.input, language=language_name(example.language))

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -26,14 +27,14 @@ from evaluation.inference import (
     Generation,
     LoadedModel,
     Throughput,
+    benchmark_prompt,
     generate,
     load_model,
-    render_prompt,
     score_options,
 )
 from evaluation.models import EvaluationResult, EvaluationRun
 from evaluation.outputs import OutputLog, read_records
-from evaluation.scoring import off_target_mark, score
+from evaluation.scoring import off_target_mark, score, spbleu_model_path
 from evaluation.services.runs import Unit, model_spec, run_plan
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def _execute(run: EvaluationRun) -> None:
 
 def _run_unit(run: EvaluationRun, unit: Unit, pending: list[Example], loaded: LoadedModel, log: OutputLog,
               tracker: Tracker) -> None:
-    prompts = [render_prompt(loaded, unit.benchmark.messages(example)) for example in pending]
+    prompts = [benchmark_prompt(loaded, unit.benchmark, example, max_new_tokens=run.max_new_tokens)
+               for example in pending]
     if unit.benchmark.generates:
         def saved(indices: list[int], generations: list[Generation]) -> None:
             log.append(_generation_record(unit, pending[i], g) for i, g in zip(indices, generations, strict=True))
@@ -180,9 +182,12 @@ def _store_results(run: EvaluationRun, unit: Unit) -> None:
     by_id = {str(record["id"]): record for record in read_records(run.outputs_path, benchmark=unit.benchmark.name,
                                                                   language=unit.language)}
     records = [record for example_id, record in by_id.items() if example_id in wanted]
+    values = score(unit.benchmark, records, spm_model_path=spbleu_model_path(settings.SPBLEU_MODEL))
     with transaction.atomic():
-        for value in score(unit.benchmark, records):
+        for value in values:
+            counts = value.counts or {"on_target": None, "off_target": None, "not_measurable": None}
             EvaluationResult.objects.update_or_create(
                 run=run, benchmark=unit.benchmark.name, language=unit.language, metric=value.metric,
-                defaults={"value": value.value, "n": value.n, "skipped": False, "reason": ""},
+                defaults={"value": value.value, "n": value.n, "skipped": False, "reason": value.note[:500],
+                          "settings": value.settings, **counts},
             )

@@ -62,7 +62,13 @@ def adapter_chain(version: ModelVersion) -> list[ModelVersion]:
 
 def model_spec(run: EvaluationRun) -> ModelSpec:
     adapters = tuple(v.adapter_path for v in adapter_chain(run.model_version)) if run.model_version_id else ()
-    return ModelSpec(base_path=run.base_model.path, adapters=adapters, chat_template=run.base_model.chat_template)
+    base = run.base_model
+    # A trained version is measured with the template its training recorded (manifest.json), even if the base
+    # model's template settings changed since; a bare base model with its settings, by the rule training applies.
+    recorded = (run.model_version.manifest or {}).get("chat_template") if run.model_version_id else None
+    override = recorded["text"] if isinstance(recorded, dict) and recorded.get("text") else base.chat_template
+    return ModelSpec(base_path=base.path, adapters=adapters, chat_template=override,
+                     chat_template_name=base.chat_template_name)
 
 
 def plan_units(benchmarks: list[Benchmark], languages: list[str], sources: dict[str, str],
@@ -154,10 +160,14 @@ def evaluation_run_create(
     trigger: str = EvaluationRun.Trigger.MANUAL,
     training_run: TrainingRun | None = None,
     enqueue: bool = True,
+    allow_empty: bool = False,
 ) -> EvaluationRun:
     """Validate everything, load every benchmark file once (so a bad one is refused now), then queue the run.
 
-    `samples=True` reads the shipped sample sets whatever sources the admin configured.
+    `samples=True` reads the shipped sample sets whatever sources the admin configured. The chosen languages that
+    no chosen benchmark has data for are stored on the run (`languages_without_data`). A run with nothing to
+    evaluate is refused, unless `allow_empty` (the evaluation after training: it must still say which of the trained
+    languages have no data).
     """
     chosen = _check_benchmarks(benchmarks)
     codes = _check_languages(languages)
@@ -171,12 +181,14 @@ def evaluation_run_create(
     except BenchmarkDataError as exc:
         raise InvalidInput(str(exc), field="benchmarks") from None
     total = sum(len(unit.examples) for unit in units)
-    if total == 0:
+    if total == 0 and not allow_empty:
         raise InvalidInput("none of the chosen benchmarks has data in the chosen languages: nothing to evaluate",
                            field="languages")
+    with_data = {unit.language for unit in units if unit.examples}
     run = EvaluationRun.objects.create(
         model_version=model_version, base_model=base, benchmarks=[b.name for b in chosen], languages=codes,
-        limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size, sources=sources, trigger=trigger,
+        languages_without_data=[code for code in codes if code not in with_data], limit=limit,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, sources=sources, trigger=trigger,
         training_run=training_run, progress_total=total,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )

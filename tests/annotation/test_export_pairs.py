@@ -60,9 +60,10 @@ def test_the_majority_side_is_chosen_whatever_the_input_order():
 
 
 def test_a_tie_counts_for_neither_side():
-    # 1 for 10, 0 for 20, two ties: 10 wins 1-0 (margin 1.0) though only one of three preferred it.
+    # 1 for 10, 0 for 20, two ties: 10 wins 1-0, but the ties do not agree: margin (1 - 0) / (1 + 0 + 2) = 1/3.
     judgments = [judge(1, {10: 1, 20: 2}), judge(2, {10: 1, 20: 1}), judge(3, {10: 1, 20: 1})]
-    assert pairs([10, 20], judgments) == [Preference(10, 20, 1, 0, 3)]
+    assert pairs([10, 20], judgments) == [Preference(10, 20, 1, 0, 3, votes_tied=2)]
+    assert pairs([10, 20], judgments)[0].margin == 1 / 3
 
 
 def test_a_one_one_split_with_a_tie_is_not_emitted():

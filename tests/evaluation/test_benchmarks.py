@@ -18,6 +18,8 @@ EXPECTED = {
     "xcopa": (["it", "sw", "ta", "zh-Hans"], 4),
     "open-ended": (["ar", "en", "fr", "ja", "sw", "ta", "zh-Hans"], 3),
 }
+# The seed paper's prompt format reads the same files.
+EXPECTED["pawsx-seed"], EXPECTED["xcopa-seed"] = EXPECTED["pawsx"], EXPECTED["xcopa"]
 
 
 def copy_samples(benchmark_name: str, tmp_path: Path) -> Path:
@@ -35,6 +37,11 @@ def test_it_loads_every_sample_language(name):
         assert len(examples) == count, language
         assert len({example.id for example in examples}) == count, "ids must be unique: retries skip by id"
         assert all(example.language == language for example in examples)
+        plain = getattr(benchmark, "plain_context", None)
+        if plain is not None and plain(examples[0]) is not None:
+            # lm-eval's plain-text format: PAWS-X's context is empty, its choices hold the sentences.
+            assert all(option.strip() for option in examples[0].options)
+            continue
         messages = benchmark.messages(examples[0])
         assert messages[0]["role"] == "user" and messages[0]["content"].strip()
 
@@ -70,11 +77,17 @@ def test_an_xlsum_limit_takes_the_first_articles():
 
 
 def test_classification_examples_carry_options_and_the_label():
+    # lm-evaluation-harness's choices (tests/evaluation/test_prompts_reference.py checks them against its tasks).
     paws = get_benchmark("pawsx").load(get_benchmark("pawsx").sample_root, "zh-Hans")
-    assert paws[1].options == ("No", "Yes") and paws[1].label == 0
+    assert paws[1].options == ("上周安娜把自行车卖给了马可。, 对吧? 不是, 上周马可把自行车卖给了安娜。",
+                               "上周安娜把自行车卖给了马可。, 对吧? 是, 上周马可把自行车卖给了安娜。")
+    assert paws[1].label == 0
     copa = get_benchmark("xcopa").load(get_benchmark("xcopa").sample_root, "sw")
-    assert copa[2].options == ("Alilala mapema.", "Alikula mkate.") and copa[2].label == 1
-    assert "result" in get_benchmark("xcopa").messages(copa[2])[0]["content"]
+    assert copa[2].options == (" alilala mapema.", " alikula mkate.") and copa[2].label == 1
+    assert get_benchmark("xcopa").plain_context(copa[2]) == "Msichana alikuwa na njaa kwa hiyo"
+    seed = get_benchmark("xcopa-seed").load(get_benchmark("xcopa-seed").sample_root, "sw")
+    assert seed[2].options == ("A", "B") and seed[2].label == 1
+    assert "-A: Alilala mapema. -B: Alikula mkate." in get_benchmark("xcopa-seed").messages(seed[2])[0]["content"]
 
 
 def test_xlsum_files_may_sit_in_a_folder_per_language(tmp_path):

@@ -5,15 +5,19 @@ import pytest
 
 from evaluation.metrics import (
     OffTargetRate,
+    Verdict,
     coverage,
     detect,
     dominant_script,
+    han_variant,
     identifiable_languages,
     is_off_target,
+    judge,
     langid,
     off_target_rate,
     script_of,
 )
+from evaluation.metrics.langid import prose_of
 
 SWAHILI = "Anga ni la buluu kwa sababu mwanga wa jua hutawanywa na hewa."
 TAMIL = "வானம் நீலமாக இருப்பதற்குக் காரணம் ஒளிச் சிதறல் ஆகும்."
@@ -48,10 +52,72 @@ def test_an_english_answer_where_tamil_was_expected_is_off_target():
     assert is_off_target(ENGLISH, "ta") is True
 
 
-def test_simplified_and_traditional_chinese_both_count_as_chinese():
-    for text in (CHINESE_SIMPLIFIED, CHINESE_TRADITIONAL):
-        assert is_off_target(text, "zh-Hans") is False
-        assert is_off_target(text, "zh-Hant") is False
+def test_traditional_chinese_for_a_simplified_target_is_off_target_and_the_reverse():
+    # py3langid calls both "zh"; the OpenCC character test tells them apart (藍 為 陽 氣 發 vs 蓝 为 阳 气 发).
+    assert judge(CHINESE_SIMPLIFIED, "zh-Hans") == Verdict(False, langid.REASON_EXPECTED)
+    assert judge(CHINESE_TRADITIONAL, "zh-Hans") == Verdict(True, langid.REASON_OTHER_VARIANT)
+    assert is_off_target(CHINESE_TRADITIONAL, "zh-Hant") is False
+    assert is_off_target(CHINESE_SIMPLIFIED, "zh-Hant") is True
+    # The registry passes the script ("Hans"/"Hant"); regions say it too.
+    assert is_off_target(CHINESE_TRADITIONAL, "zh", script="Hans") is True
+    assert is_off_target(CHINESE_TRADITIONAL, "zh-TW") is False and is_off_target(CHINESE_SIMPLIFIED, "zh-TW") is True
+
+
+def test_chinese_written_the_same_in_both_variants_is_on_target_for_either():
+    text = "天上有月亮和星星，夜空很美。"
+    assert han_variant(text) is None
+    assert is_off_target(text, "zh-Hans") is False and is_off_target(text, "zh-Hant") is False
+
+
+def test_characters_both_variants_use_do_not_decide():
+    # 后 (皇后), 只 (只有), 台 (台北) are ordinary Traditional characters although OpenCC converts them.
+    assert han_variant("皇后只在台北") is None
+
+
+def test_serbian_in_the_other_script_is_off_target():
+    cyrillic, latin = "Београд је главни град Србије.", "Beograd je glavni grad Srbije."
+    assert judge(cyrillic, "sr-Latn") == Verdict(True, langid.REASON_OTHER_SCRIPT)
+    assert is_off_target(latin, "sr-Cyrl") is True
+    assert is_off_target(latin, "sr") is True  # the registry writes Serbian in Cyrillic
+    assert is_off_target(cyrillic, "sr") is False
+    # Latin Serbian for sr-Latn: the right script, but py3langid cannot tell Serbian from Croatian or Bosnian.
+    assert is_off_target(latin, "sr-Latn") is not True
+
+
+def test_romanized_hindi_is_off_target():
+    assert judge("Agar bachche har din padhein, to unki bhasha behtar hoti hai.", "hi") == Verdict(
+        True, langid.REASON_OTHER_SCRIPT)
+    assert is_off_target("अगर बच्चे हर दिन पढ़ें, तो उनकी भाषा बेहतर होती है।", "hi") is False
+    assert is_off_target("اگر بچے ہر روز پڑھیں تو ان کی زبان بہتر ہوتی ہے۔", "hi") is True  # Urdu, Arabic script
+
+
+def test_a_short_english_answer_is_caught():
+    # Below MIN_CONFIDENCE (English 0.44) but clear: 146 times likelier than Swahili.
+    assert judge("Yes, of course.", "sw") == Verdict(True, langid.REASON_OTHER_LANGUAGE)
+    assert is_off_target("Yes, of course.", "ar") is True  # another script, at any length from MIN_LETTERS on
+
+
+def test_fewer_than_min_letters_is_not_measurable():
+    assert langid.MIN_LETTERS == 3
+    assert judge("OK", "hi") == Verdict(None, langid.REASON_TOO_SHORT)
+    assert judge("是", "ja") == Verdict(None, langid.REASON_TOO_SHORT)
+    assert judge("Yes", "hi").off_target is True  # three Latin letters for a Devanagari language
+
+
+def test_code_is_not_language():
+    code = "```python\nfor i in range(10):\n    print(i)\n```"
+    assert judge(code, "hi") == Verdict(None, langid.REASON_NO_LETTERS)
+    assert is_off_target("def add(a, b):\n    return a + b", "ta") is None
+    assert is_off_target("SELECT name FROM users WHERE age > 30;", "ja") is None
+    # The prose around code decides.
+    prose = "इस फ़ंक्शन से दो संख्याओं का योग मिलता है:\n" + code + "\nयह हर संख्या को अलग पंक्ति में छापता है।"
+    assert is_off_target(prose, "hi") is False
+    assert is_off_target("Use this loop to print ten numbers:\n" + code + "\nEach goes on its own line.", "hi")
+
+
+def test_prose_of_removes_code_urls_and_inline_spans():
+    assert prose_of("Soma `open('x').read()` kwenye https://example.com/a?b=1 sasa") == "Soma   kwenye   sasa"
+    assert prose_of("total = sum(x.price for x in items);\nHabari") == "Habari"
 
 
 def test_region_subtags_are_ignored():
@@ -115,6 +181,11 @@ def test_off_target_rate_leaves_not_measurable_out_of_the_denominator():
     texts = [ENGLISH, ENGLISH, TAMIL, TAMIL, TAMIL, "", "42"]
     # 2 off-target, 3 on-target, 2 not measurable: rate = 2 / (2 + 3) = 0.4, not 2 / 7.
     assert off_target_rate(texts, "ta") == OffTargetRate(rate=0.4, off_target=2, measured=5, not_measurable=2)
+
+
+def test_off_target_rate_reports_three_counts():
+    rate = off_target_rate([ENGLISH, TAMIL, TAMIL, "", "OK"], "ta")
+    assert (rate.off_target, rate.on_target, rate.not_measurable, rate.total) == (1, 2, 2, 5)
 
 
 def test_off_target_rate_is_none_when_nothing_is_measurable():

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
@@ -87,26 +88,27 @@ def test_results_download_as_csv(client_as, annotator, results_run):
     assert next(r for r in rows if r["language"] == "qu")["skipped"] == "yes"
 
 
-def test_example_outputs_mark_off_target_and_escape_model_text(client_as, annotator, results_run):
+def test_example_outputs_mark_off_target_and_escape_model_text(client_as, admin_user, results_run):
+    # The outputs page is for admins (every prompt and answer verbatim, as the API's outputs download).
     url = reverse("evaluation:outputs", args=[results_run.id])
-    response = client_as(annotator).get(url, {"benchmark": "flores-en-xx", "language": "sw"})
+    response = client_as(admin_user).get(url, {"benchmark": "flores-en-xx", "language": "sw"})
     assert response.status_code == 200
     page = response.content.decode()
     assert "<script>window.__xss" not in page and "<img src=x" not in page
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
     assert page.count('class="off-target-badge"') == 1 and "The market opens." in page
-    only = client_as(annotator).get(url, {"benchmark": "flores-en-xx", "language": "sw", "off_target": "on"},
+    only = client_as(admin_user).get(url, {"benchmark": "flores-en-xx", "language": "sw", "off_target": "on"},
                                     HTTP_HX_REQUEST="true")
     assert only.content.decode().count("<tr class=") == 1, "the htmx fragment: the table only, one row"
     assert "<html" not in only.content.decode()
-    arabic = client_as(annotator).get(url, {"benchmark": "flores-en-xx", "language": "ar"}).content.decode()
+    arabic = client_as(admin_user).get(url, {"benchmark": "flores-en-xx", "language": "ar"}).content.decode()
     assert 'dir="rtl" lang="ar"' in arabic and "language not measurable" in arabic
 
 
-def test_example_outputs_refuse_an_invalid_query(client_as, annotator, results_run):
+def test_example_outputs_refuse_an_invalid_query(client_as, admin_user, results_run):
     url = reverse("evaluation:outputs", args=[results_run.id])
-    assert client_as(annotator).get(url, {"benchmark": "mmlu", "language": "sw"}).status_code == 400
-    assert client_as(annotator).get(url, {"benchmark": "flores-en-xx", "language": "??"}).status_code == 400
+    assert client_as(admin_user).get(url, {"benchmark": "mmlu", "language": "sw"}).status_code == 400
+    assert client_as(admin_user).get(url, {"benchmark": "flores-en-xx", "language": "??"}).status_code == 400
 
 
 @pytest.fixture
@@ -201,9 +203,12 @@ def test_the_chart_data_is_json_not_markup(client_as, annotator, finished_run):
 
 
 @pytest.mark.parametrize("code", [code for code, _name in settings.LANGUAGES if code != "en"])
-def test_the_dashboards_read_in_every_interface_language(client_as, annotator, results_run, pair, code):
+def test_the_dashboards_read_in_every_interface_language(client_as, annotator, admin_user, results_run, pair, code):
     client = client_as(annotator)
     client.post(reverse("ui_language_set"), {"language": code})
+    admin = Client()  # the outputs page is for admins
+    admin.force_login(admin_user)
+    admin.post(reverse("ui_language_set"), {"language": code})
     a, b = pair
     pages = [(reverse("evaluation:runs"), {}, "Evaluations"),
              (reverse("evaluation:run", args=[results_run.id]), {}, "Skipped (not run, not zero):"),
@@ -211,7 +216,7 @@ def test_the_dashboards_read_in_every_interface_language(client_as, annotator, r
               "off-target"),
              (reverse("evaluation:compare"), {"a": a.id, "b": b.id}, "Compare evaluations")]
     for url, query, text in pages:
-        response = client.get(url, query)
+        response = (admin if "/outputs/" in url else client).get(url, query)
         assert response.status_code == 200, (code, url)
         with translation.override(code):
             translated = translation.gettext(text)

@@ -51,9 +51,11 @@ def test_the_base_model_form_applies_the_registry_rules(staff, admin_user, base,
     errors = response.context["adminform"].form.errors
     assert "already exists" in errors["name"][0] and "no config.json" in errors["path"][0]
     response = staff.post(url, {"name": "tiny copy", "path": str(tiny_model_dir), "chat_template": "", "notes": "",
-                                "versions-TOTAL_FORMS": 0, "versions-INITIAL_FORMS": 0})
+                                "chat_template_name": "alpaca", "versions-TOTAL_FORMS": 0,
+                                "versions-INITIAL_FORMS": 0})
     assert response.status_code == 302
-    assert BaseModel.objects.get(name="tiny copy").created_by == admin_user
+    registered = BaseModel.objects.get(name="tiny copy")
+    assert registered.created_by == admin_user and registered.chat_template_name == "alpaca"
 
 
 def test_the_new_run_form_is_prefilled_with_the_presets_of_the_kind(staff, base, preference_export):
@@ -145,8 +147,8 @@ def test_retrain_uses_the_campaigns_newest_exports(staff, admin_user, base, pref
     assert new.created_by == admin_user and new.status == JobStatus.QUEUED
 
 
-def test_retrain_keeps_an_uploaded_sft_file(staff, base, sft_file):
-    run = training_run_create(kind="sft", base_model=base, sft_file=str(sft_file), enqueue=False)
+def test_retrain_keeps_an_uploaded_sft_file(staff, base, uploaded_sft_file):
+    run = training_run_create(kind="sft", base_model=base, sft_file=str(uploaded_sft_file), enqueue=False)
     staff.post(reverse("admin:training_trainingrun_changelist"),
                {"action": "retrain_with_newest_export", "_selected_action": [run.id]})
     assert TrainingRun.objects.exclude(pk=run.pk).get().sft_file == run.sft_file

@@ -18,6 +18,7 @@ from training.services.runs import (
     training_run_create,
     training_run_retry,
     training_runs_fail_stale,
+    uploads_root,
 )
 
 # media, base, judged and preference_export come from tests/training/conftest.py.
@@ -54,11 +55,13 @@ def test_invalid_parameters_are_refused_before_queueing(base, preference_export,
 def test_missing_data_and_model_are_refused(base, tmp_path, preference_export):
     with pytest.raises(InvalidInput, match="DPO needs a preference export"):
         training_run_create(kind="dpo", base_model=base, enqueue=False)
-    empty = tmp_path / "empty.jsonl"
+    uploads = uploads_root()
+    uploads.mkdir(parents=True, exist_ok=True)
+    empty = uploads / "empty.jsonl"
     empty.write_text("\n")
     with pytest.raises(InvalidInput, match="holds no rows"):
         training_run_create(kind="sft", base_model=base, sft_file=str(empty), enqueue=False)
-    bad = tmp_path / "bad.jsonl"
+    bad = uploads / "bad.jsonl"
     bad.write_text('{"text": "no messages"}\n')
     with pytest.raises(InvalidInput, match="line 1"):
         training_run_create(kind="sft", base_model=base, sft_file=str(bad), enqueue=False)
@@ -70,7 +73,7 @@ def test_missing_data_and_model_are_refused(base, tmp_path, preference_export):
 
 def test_the_resolved_config_uses_the_paper_preset_under_the_params(base, preference_export):
     run = training_run_create(kind="dpo", base_model=base, export=preference_export, enqueue=False,
-                              params={"max_steps": 7, "dpo": {"beta": 0.2}})
+                              params={"preset": "paper", "max_steps": 7, "dpo": {"beta": 0.2}})
     config = run.resolved["dpo"]
     assert (config["max_steps"], config["beta"], config["learning_rate"], config["lr_scheduler_type"]) == (
         7, 0.2, 5.0e-4, "cosine")

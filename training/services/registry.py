@@ -6,7 +6,7 @@ from pathlib import Path
 from django.db import transaction
 
 from crossfeed.errors import InvalidInput
-from training.models import BaseModel
+from training.models import BaseModel, ChatTemplateName
 
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 
@@ -36,12 +36,20 @@ def check_base_model_name(name: str, *, exclude: int | None = None) -> str:
     return name
 
 
+def check_chat_template_name(name: str) -> str:
+    if name not in ChatTemplateName.values:
+        raise InvalidInput(f"one of {', '.join(ChatTemplateName.values)}", field="chat_template_name")
+    return name
+
+
 @transaction.atomic
 def base_model_register(*, name: str, path: str, chat_template: str = "", notes: str = "",
-                        created_by=None) -> BaseModel:
+                        chat_template_name: str = ChatTemplateName.AUTO, created_by=None) -> BaseModel:
+    """Register a base model. Its chat template (a custom Jinja `chat_template`, else `chat_template_name`: the
+    tokenizer's own or the seed's Question/Answer format, or Alpaca) is used by training and evaluation alike."""
     return BaseModel.objects.create(
         name=check_base_model_name(name), path=check_model_path(path), chat_template=chat_template or "",
-        notes=notes or "",
+        chat_template_name=check_chat_template_name(chat_template_name), notes=notes or "",
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
 

@@ -39,9 +39,9 @@ def test_the_results_page_shows_numbers_and_draws_a_chart_per_benchmark(page_as,
     assert [7.5, 12.35] in drawn and [50, 75] in drawn
 
 
-def test_model_output_stays_text_in_the_drill_down(page_as, annotator, runs):
+def test_model_output_stays_text_in_the_drill_down(page_as, admin_user, runs):
     a, _ = runs
-    page = page_as(annotator)
+    page = page_as(admin_user)  # the outputs are for admins
     page.goto(f"/evaluation/runs/{a.id}/outputs/?benchmark=flores-en-xx&language=sw")
     row = page.locator("tr.off-target")
     expect(row).to_contain_text("off-target")
