@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from annotation.export.adjudicated import adjudicated_best
 from annotation.export.pairs import ItemJudgment, Preference, consensus_best
 
 PREFERENCE_COLUMNS = (
@@ -34,6 +35,10 @@ class ExportItem:
     response_language: str
     responses: Mapping[int, tuple[str, str]]  # response id -> (text, model)
     judgments: Sequence[ItemJudgment]
+    # A reviewer's final ranking (response id -> rank) and the responses they marked wrong-language; when set, it
+    # decides instead of the consensus (annotation/export/adjudicated.py).
+    final_ranks: Mapping[int, int] | None = None
+    wrong_language: tuple[int, ...] = ()
 
 
 def split_key(item: ExportItem) -> str:
@@ -85,7 +90,10 @@ def sft_row(item: ExportItem, split: str, *, min_judgments: int) -> dict | None:
     """The consensus-best response as a two-message conversation; None when the item gives no target."""
     if len(item.judgments) < min_judgments:
         return None
-    best = consensus_best(sorted(item.responses), item.judgments)
+    if item.final_ranks is not None:
+        best = adjudicated_best(sorted(item.responses), item.final_ranks, item.wrong_language, item.judgments)
+    else:
+        best = consensus_best(sorted(item.responses), item.judgments)
     if best is None:
         return None
     text, model = item.responses[best]

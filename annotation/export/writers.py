@@ -99,13 +99,17 @@ class _ParquetFile:
 class DatasetWriter:
     """Writes rows to `<folder>/<split>.<format>`; a split that gets no rows gets no file."""
 
-    def __init__(self, folder: Path, *, file_format: str, kind: str) -> None:
+    def __init__(self, folder: Path, *, file_format: str, kind: str, weights: bool = False) -> None:
         if file_format not in {"jsonl", "parquet"}:
             raise ValueError(f"unknown format {file_format!r}: jsonl or parquet")
         self.folder = folder
         self.file_format = file_format
         self.schema = SFT_SCHEMA if kind == "sft" else PREFERENCE_SCHEMA
         self.columns = SFT_COLUMNS if kind == "sft" else PREFERENCE_COLUMNS
+        if weights:
+            # The optional last column of preference rows (docs/export.md).
+            self.schema = self.schema.append(pa.field("weight", pa.float64()))
+            self.columns = (*self.columns, "weight")
         self.files: dict[str, _JsonlFile | _ParquetFile] = {}
         self.counts: dict[str, int] = {}
 

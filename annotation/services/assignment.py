@@ -4,12 +4,20 @@ Atomicity: on SQLite every transaction is IMMEDIATE (settings), so lease_next ru
 PostgreSQL the candidate rows are locked with SKIP LOCKED, so concurrent annotators take different items instead
 of queueing on the same one. On both, the lease is taken by a conditional UPDATE of the item's lease counter
 whose row count says whether the item still had room, and the item's CHECK constraint backs it up.
+
+Quality control (docs/campaigns.md) adds one indexed read per `next` (sql.lease_gates) and changes which items are
+candidates: an annotator excluded by an admin gets nothing; a language pair they were excluded from by gold, or
+whose qualification they have not passed, gives no items to rank; qualification items of the pairs still to
+qualify for come first; and with probability `gold_rate` a gold item they have not judged takes the place of the
+item to rank (only while there is one: an annotator who is done is not kept busy with checks).
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -48,14 +56,57 @@ def _lease(campaign: Campaign, annotator, native: list[str], reading: list[str],
         # Coming back to the page keeps the same item and gives it a fresh lease period.
         sql.extend_lease(current[0], expires_at)
         return Lease(id=current[0], item_id=current[1], annotator=annotator, created_at=now, expires_at=expires_at)
-    for item_id in _candidate_ids(campaign, annotator, native, reading):
+    gates = _gates(campaign, annotator)
+    if gates.excluded:
+        return None
+    for item_id in _picks(campaign, annotator, native, reading, gates):
         if sql.take_lease_place(item_id):
             lease_id = sql.insert_lease(item_id=item_id, annotator_id=annotator.pk, now=now, expires_at=expires_at)
             return Lease(id=lease_id, item_id=item_id, annotator=annotator, created_at=now, expires_at=expires_at)
     return None
 
 
-def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str]) -> Iterator[int]:
+@dataclass(frozen=True)
+class _Gates:
+    excluded: bool  # from the whole campaign, by an admin
+    closed_pairs: list[tuple[str, str]]  # no items to rank: excluded by gold, or qualification not passed
+    to_qualify: list[tuple[str, str]]  # qualification items still to be offered
+
+
+def _gates(campaign: Campaign, annotator) -> _Gates:
+    excluded, closed, decided = False, [], set()
+    for kind, prompt, response in sql.lease_gates(campaign_id=campaign.pk, annotator_id=annotator.pk):
+        if kind == "excluded" and not prompt:
+            excluded = True
+        elif kind == "excluded" or kind == "failed":
+            closed.append((prompt, response))
+        if kind in ("passed", "failed"):
+            decided.add((prompt, response))
+    to_qualify = [(prompt, response) for prompt, response in campaign.qualification_pairs or []
+                  if (prompt, response) not in decided]
+    return _Gates(excluded, sorted(set(closed) | set(to_qualify)), to_qualify)
+
+
+def _picks(campaign: Campaign, annotator, native: list[str], reading: list[str], gates: _Gates) -> Iterator[int]:
+    """Item ids to try, in order: qualification items first, then (by chance) a gold item, then items to rank."""
+    query = {"campaign_id": campaign.pk, "annotator_id": annotator.pk, "native": native, "reading": reading}
+    if gates.to_qualify:
+        # In import order, so that everyone takes the set the same way; every one of them is judged in the end.
+        yield from sql.candidate_ids(**query, limit=CANDIDATES, lock=False, kind=Item.Kind.QUALIFICATION.value,
+                                     only_pairs=gates.to_qualify)
+    tasks = _candidate_ids(campaign, annotator, native, reading, skip_pairs=gates.closed_pairs)
+    if campaign.gold_rate and random.random() < campaign.gold_rate:  # noqa: S311 - a mix, not a secret
+        first = next(tasks, None)
+        if first is None:
+            return
+        yield from sql.candidate_ids(**query, limit=CANDIDATES, lock=False, kind=Item.Kind.GOLD.value,
+                                     skip_pairs=gates.closed_pairs, shuffle=True)
+        yield first
+    yield from tasks
+
+
+def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str],
+                   skip_pairs: list[tuple[str, str]] = ()) -> Iterator[int]:
     """Ids of items this annotator may lease, best first (closest to completion, so that finished items and usable
     pairs appear early; then oldest).
 
@@ -64,7 +115,8 @@ def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: li
     rows are not full for that: a second pass reads them without locking and lets the conditional UPDATE wait for
     each row's lock and re-check the room. It holds no row lock while it waits, so it cannot deadlock.
     """
-    query = {"campaign_id": campaign.pk, "annotator_id": annotator.pk, "native": native, "reading": reading}
+    query = {"campaign_id": campaign.pk, "annotator_id": annotator.pk, "native": native, "reading": reading,
+             "skip_pairs": skip_pairs}
     if not connection.features.has_select_for_update_skip_locked:
         yield from sql.candidate_ids(**query, limit=1, lock=False)  # SQLite: this transaction is the only writer
         return
@@ -122,3 +174,11 @@ def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str = "") -> S
     lease_release(item=item, annotator=annotator)
     skip, _ = Skip.objects.update_or_create(item=item, annotator=annotator, defaults={"reason": reason.strip()})
     return skip
+
+
+@transaction.atomic
+def skip_undo(*, item: Item, annotator: AbstractBaseUser) -> None:
+    """Take a skip back: the item can be offered to the annotator again (while it still needs judgments)."""
+    deleted, _ = Skip.objects.filter(item=item, annotator=annotator).delete()
+    if not deleted:
+        raise NotFound("you have not skipped this item")

@@ -23,13 +23,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation.export.adjudicated import adjudicated_pairs, pair_weight
 from annotation.export.agreement import AlphaAccumulator
 from annotation.export.card import dataset_card
 from annotation.export.pairs import PAIR_MODES, ItemJudgment, derive_pairs
 from annotation.export.rows import ExportItem, preference_rows, sft_row, split_key, split_of
 from annotation.export.writers import DatasetWriter
 from annotation.languages import normalize_language_code
-from annotation.models import Campaign, Export, Item, JobStatus, Judgment, JudgmentSubmission, Response
+from annotation.models import Adjudication, Campaign, Export, Item, JobStatus, Judgment, JudgmentSubmission, Response
+from annotation.services.quality import ExclusionRules
 from crossfeed.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,10 @@ def _check_filters(filters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, l
     value = filters["seed"]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         errors["seed"] = ["a whole number from 0 to 2147483647"]
+    if not isinstance(filters.get("weights", False), bool):
+        errors["weights"] = ["true or false"]
+    elif filters.get("weights") and filters["kind"] == Export.Kind.SFT:
+        errors["weights"] = ["weights are per preference pair: ask for them with kind preference"]
     languages = filters["languages"] or []
     if not isinstance(languages, list) or not all(isinstance(code, str) for code in languages):
         errors["languages"] = ["a list of response language codes"]
@@ -78,7 +84,8 @@ def _check_filters(filters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, l
 
 
 def _matching_items(campaign: Campaign, *, languages: list[str], min_judgments: int):
-    items = Item.objects.filter(campaign=campaign, judgment_count__gte=min_judgments)
+    # Gold and qualification items are checks of the annotators: never training data.
+    items = Item.objects.filter(campaign=campaign, kind=Item.Kind.TASK, judgment_count__gte=min_judgments)
     return items.filter(response_language__in=languages) if languages else items
 
 
@@ -95,12 +102,15 @@ def export_create(
     languages: list[str] | None = None,
     test_fraction: float = 0.1,
     seed: int = 0,
+    weights: bool = False,
     enqueue: bool = True,
 ) -> Export:
-    """Record an export and queue it once the transaction commits. Filters matching nothing are refused."""
+    """Record an export and queue it once the transaction commits. Filters matching nothing are refused.
+    `weights`: add a `weight` column from the annotators' reliability (preference exports; docs/export.md)."""
     filters, errors = _check_filters({
         "kind": kind, "format": format, "pairs": pairs, "min_judgments": min_judgments,
         "min_agreement": min_agreement, "languages": languages, "test_fraction": test_fraction, "seed": seed,
+        "weights": weights,
     })
     if errors:
         raise InvalidInput("invalid export settings", field_errors=errors)
@@ -194,16 +204,20 @@ def _remove_partials(export: Export) -> None:
 
 
 def _build(export: Export, folder: Path, progress) -> dict[str, Any]:
-    writer = DatasetWriter(folder, file_format=export.format, kind=export.kind)
+    # Weights need every annotator's reliability in each language pair before the first row: one pass more.
+    reliability = _reliability(export) if export.weights else None
+    rules = ExclusionRules(export.campaign_id)
+    writer = DatasetWriter(folder, file_format=export.format, kind=export.kind, weights=export.weights)
     stats: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"items": 0, "rows": 0, "train": 0, "test": 0, "alpha": AlphaAccumulator()}
     )
-    done = 0
+    done = adjudicated = 0
     try:
-        for chunk in _export_items(export):
+        for chunk in _export_items(export, rules):
             for item in chunk:
                 split = split_of(split_key(item), test_fraction=export.test_fraction, seed=export.seed)
-                rows = _rows_of(export, item, split)
+                rows = _rows_of(export, item, split, reliability)
+                adjudicated += bool(rows) and item.final_ranks is not None
                 if not rows:
                     continue
                 writer.write(split, rows)
@@ -220,17 +234,44 @@ def _build(export: Export, folder: Path, progress) -> dict[str, Any]:
         raise InvalidInput(
             f"the filters matched {export.progress_total} item(s) but gave no rows: no pair had a majority meeting "
             f"min_agreement={export.min_agreement}, or every best response was flagged wrong_language"
+            + (f"; {sum(rule['judgments'] for rule in rules.summary())} judgment(s) were left out by exclusions"
+               if rules.dropped else "")
         )
-    return _summary(export, folder, files, stats)
+    return _summary(export, folder, files, stats, quality={"exclusions": rules.summary(), "adjudicated": adjudicated})
 
 
-def _rows_of(export: Export, item: ExportItem, split: str) -> list[dict]:
+def _rows_of(export: Export, item: ExportItem, split: str,
+             reliability: dict[tuple[str, str], dict[int, float]] | None = None) -> list[dict]:
     if export.kind == Export.Kind.SFT:
         row = sft_row(item, split, min_judgments=export.min_judgments)
         return [row] if row else []
-    preferences = derive_pairs(sorted(item.responses), item.judgments, mode=export.pairs,
-                               min_judgments=export.min_judgments, min_agreement=export.min_agreement)
-    return preference_rows(item, preferences, split)
+    if len(item.judgments) < export.min_judgments:
+        return []  # what exclusions left of an item must still meet min_judgments, adjudicated or not
+    if item.final_ranks is not None:
+        preferences = adjudicated_pairs(sorted(item.responses), item.final_ranks, item.wrong_language,
+                                        item.judgments, mode=export.pairs)
+    else:
+        preferences = derive_pairs(sorted(item.responses), item.judgments, mode=export.pairs,
+                                   min_judgments=export.min_judgments, min_agreement=export.min_agreement)
+    rows = preference_rows(item, preferences, split)
+    if reliability is not None:
+        scores = reliability.get((item.prompt_language, item.response_language), {})
+        for row, preference in zip(rows, preferences, strict=True):
+            row["weight"] = 1.0 if item.final_ranks is not None else pair_weight(
+                preference.chosen, preference.rejected, item.judgments, scores)
+    return rows
+
+
+def _reliability(export: Export) -> dict[tuple[str, str], dict[int, float]]:
+    """Each annotator's reliability per language pair over the judgments this export takes (annotation/competence.py:
+    one-coin Dawid-Skene on their pairwise choices)."""
+    from annotation.competence import PairwiseLabels
+
+    labels: dict[tuple[str, str], PairwiseLabels] = defaultdict(PairwiseLabels)
+    for chunk in _export_items(export, ExclusionRules(export.campaign_id)):
+        for item in chunk:
+            labels[(item.prompt_language, item.response_language)].add(item.judgments)
+    return {pair: accumulated.skills() for pair, accumulated in labels.items()}
 
 
 def _heartbeat(export: Export, done: int, progress) -> None:
@@ -239,7 +280,7 @@ def _heartbeat(export: Export, done: int, progress) -> None:
         progress(done, export.progress_total)
 
 
-def _summary(export: Export, folder: Path, files: list[dict], stats: dict) -> dict[str, Any]:
+def _summary(export: Export, folder: Path, files: list[dict], stats: dict, quality: dict) -> dict[str, Any]:
     campaign_alpha = AlphaAccumulator()
     language_pairs, per_language = [], {}
     for (prompt_language, response_language), pair in sorted(stats.items()):
@@ -254,7 +295,8 @@ def _summary(export: Export, folder: Path, files: list[dict], stats: dict) -> di
     filters = {"pairs": export.pairs, "min_judgments": export.min_judgments, "min_agreement": export.min_agreement,
                "languages": export.languages, "test_fraction": export.test_fraction, "seed": export.seed}
     card = dataset_card(campaign=export.campaign.name, kind=export.kind, file_format=export.format, filters=filters,
-                        files=files, language_pairs=language_pairs, agreement=agreement)
+                        files=files, language_pairs=language_pairs, agreement=agreement,
+                        quality={**quality, "weights": export.weights})
     (folder / "README.md").write_text(card, encoding="utf-8")
     return {
         "rows": sum(f["rows"] for f in files),
@@ -263,10 +305,11 @@ def _summary(export: Export, folder: Path, files: list[dict], stats: dict) -> di
         "per_language": per_language,
         "agreement": {"alpha": agreement},
         "progress_done": export.progress_total,
+        **quality,
     }
 
 
-def _export_items(export: Export) -> Iterator[list[ExportItem]]:
+def _export_items(export: Export, rules: ExclusionRules) -> Iterator[list[ExportItem]]:
     items = _matching_items(export.campaign, languages=export.languages, min_judgments=export.min_judgments)
     after = 0
     while True:
@@ -281,10 +324,13 @@ def _export_items(export: Export) -> Iterator[list[ExportItem]]:
         # A range of ids, so that the index on item_id is scanned in order; the campaign filter keeps out the rows
         # of other campaigns' items whose ids fall inside the range (campaigns imported at the same time).
         responses = _responses_between(export.campaign_id, first, last)
-        judgments = _judgments_between(export.campaign_id, first, last, export.cutoff)
+        pairs = {row[0]: (row[3], row[5]) for row in rows}
+        judgments = _judgments_between(export.campaign_id, first, last, export.cutoff, keep=_kept_by(rules, pairs))
+        final = _adjudications_between(export.campaign_id, first, last, export.cutoff)
         yield [
             ExportItem(external_id, prompt_text, prompt_language, pivot_text, response_language,
-                       responses.get(item_id, {}), judgments.get(item_id, []))
+                       responses.get(item_id, {}), judgments.get(item_id, []),
+                       *final.get(item_id, (None, ())))
             for item_id, external_id, prompt_text, prompt_language, pivot_text, response_language in rows
             if item_id in judgments
         ]
@@ -301,16 +347,39 @@ def _responses_between(campaign_id: int, first: int, last: int) -> dict[int, dic
     return found
 
 
-def _judgments_between(campaign_id: int, first: int, last: int, cutoff: datetime) -> dict[int, list[ItemJudgment]]:
+def _kept_by(rules: ExclusionRules, pairs: dict[int, tuple[str, str]]):
+    """Judgments of the chunk's exported items that no exclusion takes out."""
+
+    def keep(item_id: int, annotator_id: int, created_at: datetime) -> bool:
+        return item_id in pairs and not rules.drops(annotator_id, pairs[item_id], created_at)
+
+    return keep
+
+
+def _adjudications_between(campaign_id: int, first: int, last: int,
+                           cutoff: datetime) -> dict[int, tuple[dict[int, int], tuple[int, ...]]]:
+    """Reviewers' final rankings of the items in the id range, as they stood at the cutoff (one made after it is
+    not part of the snapshot; one revised after it counts as first made: adjudications keep no history)."""
+    rows = Adjudication.objects.filter(item_id__gte=first, item_id__lte=last, item__campaign_id=campaign_id,
+                                       created_at__lte=cutoff).values_list("item_id", "ranks", "wrong_language")
+    return {item_id: ({int(key): rank for key, rank in ranks.items()}, tuple(wrong or ()))
+            for item_id, ranks, wrong in rows}
+
+
+def _judgments_between(campaign_id: int, first: int, last: int, cutoff: datetime,
+                       keep=None) -> dict[int, list[ItemJudgment]]:
+    """`keep(item_id, annotator_id, created_at)`: False leaves the judgment out (ExclusionRules)."""
     rows = (
         Judgment.objects.filter(item_id__gte=first, item_id__lte=last, item__campaign_id=campaign_id,
                                 created_at__lte=cutoff)
         .order_by("item_id", "annotator_id")
-        .values_list("id", "item_id", "annotator_id", "ranks", "flags", "updated_at")
+        .values_list("id", "item_id", "annotator_id", "ranks", "flags", "updated_at", "created_at")
     )
     found: dict[int, list[ItemJudgment]] = defaultdict(list)
     revised: dict[int, tuple[int, int]] = {}
-    for judgment_id, item_id, annotator_id, ranks, flags, updated_at in rows:
+    for judgment_id, item_id, annotator_id, ranks, flags, updated_at, created_at in rows:
+        if keep is not None and not keep(item_id, annotator_id, created_at):
+            continue
         if updated_at > cutoff:
             revised[judgment_id] = (item_id, annotator_id)
             continue

@@ -85,6 +85,7 @@
       rankSelectFor(chip.dataset.response).value = String(index + 1);
     });
     syncStrip();
+    clearRankErrors();
   }
 
   var dragged = null;
@@ -116,9 +117,41 @@
     if (card && !card.classList.contains("selected")) { mark(card); }
   });
 
+  // A refused ranking marks the responses without a rank; each mark goes as soon as that response gets one, and the
+  // summary with its last problem, so no message outlives its cause.
+  function clearRankError(select) {
+    if (!select.value || select.getAttribute("aria-invalid") !== "true") { return; }
+    var responseId = select.dataset.rankFor;
+    select.removeAttribute("aria-invalid");
+    select.removeAttribute("aria-describedby");
+    var inCard = document.getElementById("error-" + responseId);
+    if (inCard) { inCard.remove(); }
+    var summary = document.getElementById("form-errors");
+    if (!summary) { return; }
+    summary.querySelectorAll('[data-error-for="' + responseId + '"]').forEach(function (li) { li.remove(); });
+    if (!summary.querySelector("li")) { summary.hidden = true; }
+  }
+  function clearRankErrors() {
+    document.querySelectorAll("#judgment-form select[data-rank-for]").forEach(clearRankError);
+  }
+
   document.addEventListener("change", function (event) {
-    if (event.target.matches("select[data-rank-for]")) { syncStrip(); }
+    if (event.target.matches("select[data-rank-for]")) { syncStrip(); clearRankErrors(); }
+    if (event.target.id === "skip-reason") { showSkipOther(); }
   });
+
+  // The skip form's own-words box matters only for "Other": shown while that reason is chosen. Marked required for
+  // assistive technology only: the server's refusal says what to do in the interface language, a browser's
+  // built-in bubble would not.
+  function showSkipOther() {
+    var reason = document.getElementById("skip-reason");
+    var box = document.querySelector("[data-skip-other]");
+    if (!reason || !box) { return false; }
+    var other = reason.value === "other";
+    box.hidden = !other;
+    box.querySelector("input").setAttribute("aria-required", String(other));
+    return other;
+  }
   document.addEventListener("click", function (event) {
     var toggler = event.target.closest("[data-toggle]");
     if (toggler) { toggle(toggler.dataset.toggle); return; }
@@ -144,6 +177,7 @@
       if (rank > all.length) { return; }
       rankSelect(current).value = String(rank);
       syncStrip();
+      clearRankErrors();
       if (index < all.length - 1) { select(all[index + 1]); }
       event.preventDefault();
     } else if (event.key === forward || event.key === "ArrowDown" || event.key === "j") {
@@ -204,6 +238,9 @@
       summary.focus();
     } else if (all.length) { select(all[0]); }
     if (all.length) { syncStrip(); }
+    showSkipOther();
+    var refusedSkip = document.querySelector(".skip [aria-invalid=true]");
+    if (refusedSkip) { refusedSkip.focus(); }
     announce();
   }
   document.addEventListener("htmx:afterSwap", init);
@@ -219,4 +256,44 @@
     if (workspace) { workspace.prepend(banner); }
   });
   document.addEventListener("DOMContentLoaded", init);
+})();
+
+// People (docs/campaigns.md): the guidelines of the item's response language, and the activity ping for the time
+// report.
+(function () {
+  "use strict";
+
+  // With several native languages the guidelines panel holds one version per language: show the item's.
+  function showItemGuidelines() {
+    var form = document.getElementById("judgment-form");
+    var versions = document.querySelectorAll("#guidelines [data-guidelines-for]");
+    if (!form || versions.length < 2) { return; }
+    var language = form.dataset.responseLanguage;
+    var match = Array.from(versions).find(function (v) { return v.dataset.guidelinesFor.split(" ").indexOf(language) >= 0; });
+    versions.forEach(function (v) { v.hidden = !!match && v !== match; });
+  }
+  document.addEventListener("htmx:afterSwap", showItemGuidelines);
+
+  // At most one ping a minute, and only when the annotator did something on a visible page: the server counts
+  // minutes with a ping (and the judgments) as active time, and gaps longer than the idle limit as none.
+  var PING_EVERY_MS = 60000;
+  var lastPing = 0;
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function ping() {
+    var workspace = document.getElementById("workspace");
+    var url = workspace && workspace.dataset.activityUrl;
+    var now = Date.now();
+    if (!url || document.visibilityState !== "visible" || now - lastPing < PING_EVERY_MS) { return; }
+    lastPing = now;
+    var form = document.getElementById("judgment-form");
+    var body = new URLSearchParams();
+    if (form && form.dataset.item) { body.set("item", form.dataset.item); }
+    window.fetch(url, { method: "POST", credentials: "same-origin", keepalive: true, body: body,
+                        headers: { "X-CSRFToken": csrfToken() } }).catch(function () { /* offline: no minute */ });
+  }
+  ["keydown", "pointerdown", "wheel", "input", "touchstart"].forEach(function (type) {
+    document.addEventListener(type, ping, { passive: true, capture: true });
+  });
 })();
