@@ -119,7 +119,7 @@ def prepare(var_dir: str, steps: int, repeats: int) -> dict[str, Any]:
     from annotation.services.imports import items_import
     from annotation.services.people import annotator_create
     from tests.conftest import jsonl
-    from tests.training.test_it_learns import SCRIPTS, judge_everything, synthetic_items
+    from tests.training.synthetic_crosslingual import NAMES, judge_everything, synthetic_items
     from training.services.registry import base_model_register, platform_texts
     from training.services.runs import training_run_create
     from training.tiny_model import build_tiny_model
@@ -129,11 +129,12 @@ def prepare(var_dir: str, steps: int, repeats: int) -> dict[str, Any]:
                                  num_layers=NUM_LAYERS)
     admin = get_user_model().objects.create_superuser("bench-admin", "bench@example.invalid", "unused-password")
     campaign = campaign_create(name="training bench", created_by=admin, overlap=2)
-    # 5 languages x 64 items = 320 pairs, each an on-target reply preferred to an off-target English one.
-    items_import(campaign=campaign, source=io.BytesIO(jsonl(synthetic_items(random.Random(DATA_SEED)))))
+    # 3 languages x 107 items = 321 pairs, each an on-target reply preferred to an off-target English one.
+    items_import(campaign=campaign, source=io.BytesIO(jsonl(synthetic_items(random.Random(DATA_SEED),
+                                                                           per_language=107))))
     annotators = {language: [annotator_create(username=f"{language}-{n}", password="unused-password",
                                               native_languages=[language], reading_languages=["en"])[0].user
-                             for n in range(2)] for language in SCRIPTS}
+                             for n in range(2)] for language in NAMES}
     judge_everything(campaign, annotators)
     export = export_run(export_id=export_create(campaign=campaign, created_by=admin, test_fraction=0.0,
                                                 enqueue=False).id)

@@ -1,23 +1,33 @@
-"""Proof that it learns: SFT then DPO on a synthetic cross-lingual preference set, through the admin's code path.
+"""Proof of the seed's claim at CPU scale: the platform's own loop lowers the off-target rate and raises held-out
+pair accuracy, both measured against the untrained model.
 
-Every item asks, in English, for an answer in one of five languages with a script of its own (Tamil, Arabic,
-Chinese, Hindi, Russian). Of its two responses, both declared in the requested language as an import requires, one
-is written in that language's script and the other is off-target English (Latin script), the failure the paper
-measures. Two native annotators per language rank the on-target response first and flag the other
-`wrong_language`. From there on it is the platform's own path: the preference and SFT exports (same split seed,
-so the held-out prompts are held out of both stages), `training_run_create(kind="sft_dpo")` and
-`training_run_execute`, the functions the admin's queued task calls, on the tiny random Llama model.
+The task (tests/training/synthetic_crosslingual.py): English questions that ask for an answer in Swahili, French or
+German; each item has one short real sentence in that language and one short real English sentence, both declared
+in the requested language as an import requires. Two native annotators per language rank the on-target reply
+first and flag the English one `wrong_language` (judgment_submit). From there on it is the platform's own path:
+the preference and SFT exports (export_create + export_run, same split seed, so the held-out prompts are held out
+of both stages), `training_run_create(kind="sft_dpo")` and `training_run_execute`, the functions the admin's queued
+task calls, on a tiny random Llama (training/tiny_model.py) whose byte-level tokenizer is trained on the task's
+texts and the platform's own.
 
-The held-out pairs are the preference export's test.jsonl. On them the trained policy (base + merged SFT adapter
-+ DPO adapter) must favour chosen over rejected by a wider log-probability margin than the untrained base does, for
-most pairs; and DPO's own reward accuracy at the end of training must be well above chance. No exact loss is
-asserted: those move with library versions and thread counts.
+Evaluation is the evaluation app's, on the held-out prompts (the preference export's test.jsonl), for the untrained
+base and for the trained policy (base + SFT adapter merged + DPO adapter merged, evaluation.inference.load_model):
+- the off-target rate of greedy generations (evaluation.inference.generate), judged by
+  evaluation.metrics.langid.off_target_rate against the requested language: must fall by MIN_RATE_DROP, and at
+  least half of the held-out answers must be measured on-target (so the rate cannot fall merely by answers
+  becoming unmeasurable: the untrained model's byte salad mostly is);
+- held-out pair accuracy: the share of pairs whose chosen reply has the higher log-likelihood
+  (evaluation.inference.score_options, lm-evaluation-harness's `loglikelihood`): must rise by MIN_ACCURACY_GAIN.
+  On- and off-target sentences have similar lengths in tokens (18 to 21 on average per language, English 17: if
+  anything, length favours the rejected reply, hence the untrained model's ~0.2); with replies of very different
+  lengths (the former
+  version of this test: Tamil, Arabic, Chinese, Hindi and Russian word salads against English) a nearly uniform
+  tiny model ranks pairs by length, and accuracy stayed at 0.382 although every margin moved.
 
-Texts are word salads: words of each script taken from the platform's demo items (which the tiny tokenizer was
-trained on), drawn by a seeded generator, so that responses differ from one another and the only learnable signal
-is the one we mean: the requested script versus English. To check that it passes for more than one lucky seed:
+No loss or exact figure is asserted: those move with library versions and thread counts. To check that it passes
+for more than one lucky seed:
 
-    CROSSFEED_IT_LEARNS_SEED=3 .venv/bin/pytest tests/training/test_it_learns.py -m slow
+    CROSSFEED_IT_LEARNS_SEED=3 .venv/bin/pytest tests/training/test_it_learns.py -m slow -s
 """
 
 from __future__ import annotations
@@ -26,159 +36,73 @@ import io
 import json
 import os
 import random
-import re
-import unicodedata
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from annotation.models import JobStatus
-from annotation.services.demo import DATA
 from annotation.services.exports import export_create, export_folder, export_run
 from annotation.services.imports import items_import
-from annotation.services.judgments import judgment_submit
+from evaluation.inference import ModelSpec, generate, load_model, render_prompt, score_options
+from evaluation.metrics.langid import judge, off_target_rate
 from tests.conftest import jsonl
-from training.models import ModelVersion, TrainingMetric
+from tests.training.synthetic_crosslingual import NAMES, SENTENCES, corpus, judge_everything, synthetic_items
+from training.models import ModelVersion
 from training.services.execution import training_run_execute
-from training.services.registry import base_model_register
+from training.services.registry import base_model_register, platform_texts
 from training.services.runs import training_run_create
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SEED = int(os.environ.get("CROSSFEED_IT_LEARNS_SEED", "7"))
-# Response language -> the Unicode character-name prefix of its script (unicodedata.name("த") = "TAMIL LETTER TA").
-SCRIPTS = {"ta": "TAMIL", "ar": "ARABIC", "zh-Hans": "CJK", "hi": "DEVANAGARI", "ru": "CYRILLIC"}
-NAMES = {"ta": "Tamil", "ar": "Arabic", "zh-Hans": "Chinese", "hi": "Hindi", "ru": "Russian"}
-# 5 languages x 64 items = 320 pairs; a test fraction of 0.2 leaves ~256 to train on and ~64 held out.
+# 3 languages x 64 items = 192 pairs; a test fraction of 0.25 holds out ~48 prompts (16 per language).
 ITEMS_PER_LANGUAGE = 64
-TEST_FRACTION = 0.2
+TEST_FRACTION = 0.25
 ANNOTATORS_PER_LANGUAGE = 2
-# 48 steps x 8 pairs = 384 pairs, 1.5 epochs of the ~256 training pairs; SFT the same on ~256 conversations.
-# The paper's learning rates (SFT 1e-4, DPO 5e-4) are for a 7B model over 300,000 / 60,000 steps. Here, in 48 steps,
-# they move the mean held-out margin by 0.8 nats and improve 87% of the pairs (seed 7), too close to the bar to be
-# reliable; both stages use 5e-3 (10x the DPO rate): 2.5-2.8 nats, 90-96% over seeds 3, 5, 7, 11. Margins cannot move
-# much more in a model like this: LoRA cannot touch the random lm_head (init std 0.02, so a row has norm
-# ~0.02 x sqrt(64) = 0.16) and the final RMSNorm leaves the hidden state a norm of ~sqrt(64) = 8, so no logit
-# exceeds ~0.16 x 8 = 1.3 in size.
-# Warm-up 0: the preset's 100 warm-up steps would keep the rate below its peak for the whole run. SFT without
-# packing, so each row is one conversation as in DPO, and with the loss on the reply only: on the whole sequence it
-# would also learn the English prompts, raising the likelihood of English, which DPO is to push down. No gradient
-# checkpointing (nothing to save on a 2-layer model). Prompts stay under ~30 tokens and whole rows under ~100
-# (asserted when scoring), so max_prompt_length 64 and max_length 128 cut nothing.
+# Hidden size 128, not the stock tiny model's 64: LoRA cannot touch the random lm_head (init std 0.02), so no logit
+# can exceed ~0.02 x hidden_size in size; 128 leaves room for a greedy choice to be learnt. Still ~1 M weights.
+HIDDEN_SIZE = 128
+MAX_NEW_TOKENS = 32
+# How much better the trained model must be. Measured on seed 7: off-target rate 1.00 -> 0.18 (on-target answers
+# 0 -> 31 of 43), pair accuracy 0.21 -> 0.93. The bars leave room for other seeds and library versions, and are far
+# above what an unchanged model could show by chance.
+MIN_RATE_DROP = 0.3
+MIN_ON_TARGET_SHARE = 0.5
+MIN_ACCURACY_GAIN = 0.3
+# LoRA on every projection (rank 16) and a learning rate of 5e-3 (10x the paper's DPO rate, which is for a 7B model
+# over 60,000 steps). SFT 128 steps of 8 rows (~7 epochs of the ~149 training conversations), DPO 64 (~3.5 epochs):
+# with 48 + 48 steps the trained model still mixed languages within an answer (off-target rate 0.55 on seed 7); with
+# 192 + 96 it wrote whole sentences (0.20) but took twice as long. Warm-up 0: the preset's warm-up would keep the
+# rate below its peak for the whole run. SFT without packing and with the loss on the reply only: on the whole
+# sequence it would also learn the English prompts, raising the likelihood of English, which DPO is to push down.
 PARAMS: dict[str, Any] = {
     "max_steps": 48, "learning_rate": 5e-3, "warmup_steps": 0, "per_device_train_batch_size": 8,
     "gradient_accumulation_steps": 1, "logging_steps": 1, "save_steps": 1000, "max_length": 128,
-    "gradient_checkpointing": False,
-    "sft": {"packing": False, "assistant_only_loss": True},
-    "dpo": {"max_prompt_length": 64},
+    "gradient_checkpointing": False, "lora_r": 16, "lora_alpha": 32,
+    "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "sft": {"max_steps": 128, "packing": False, "assistant_only_loss": True},
+    "dpo": {"max_steps": 64, "max_prompt_length": 64},
 }
-# DPO's rewards/accuracies is logged per step (8 pairs); the mean of the last 8 logs covers 64 pairs.
-LAST_LOGS = 8
-MIN_FRACTION_IMPROVED = 0.8
-MIN_REWARD_ACCURACY = 0.75
 
 
-# --- synthetic data ---------------------------------------------------------------------------------------------
-
-
-def script_words() -> dict[str, list[str]]:
-    """Words of each script (and English) found in the demo items, sorted so that the pools are reproducible."""
-    texts: dict[str, list[str]] = {"en": []}
-    with (DATA / "demo_items.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            item = json.loads(line)
-            texts["en"].append((item.get("pivot") or {}).get("text", ""))
-            for response in item["responses"]:
-                texts.setdefault(response["language"], []).append(response["text"])
-    pools = {}
-    for language, prefix in {**SCRIPTS, "en": "LATIN"}.items():
-        words = set()
-        for text in texts[language]:
-            for word in re.split(r"[\s,.;:!?()\"«»،؟，。、！？；：]+", text):
-                if language == "zh-Hans":  # no spaces between Chinese words: take two-character pieces
-                    words.update(word[i: i + 2] for i in range(0, len(word) - 1, 2))
-                else:
-                    words.add(word)
-        # Only words made entirely of the script's letters: the demo texts quote code, numbers and other languages.
-        pools[language] = sorted(w for w in words if w and all(unicodedata.name(c, "").startswith(prefix) for c in w))
-    return pools
-
-
-def synthetic_items(rng: random.Random) -> list[dict]:
-    """Items in the import format: an English instruction naming the language, one on-target and one English reply."""
-    pools = script_words()
-    items = []
-    for language in SCRIPTS:
-        separator = "" if language == "zh-Hans" else " "
-        # Tamil words run to ~7 tokens each in the tiny tokenizer, Chinese pieces to ~2: fewer words for Tamil.
-        most = 5 if language == "ta" else 8
-        for number in range(ITEMS_PER_LANGUAGE):
-            question = " ".join(rng.sample(pools["en"], rng.randint(3, 6)))
-            on_target = separator.join(rng.choices(pools[language], k=rng.randint(3, most)))
-            english = " ".join(rng.choices(pools["en"], k=rng.randint(4, 9)))
-            responses = [{"text": on_target, "language": language, "model": "on-target"},
-                         {"text": english, "language": language, "model": "off-target"}]
-            rng.shuffle(responses)  # the position of the good answer carries no signal
-            items.append({
-                "external_id": f"learns-{language}-{number:03d}",
-                "prompt": {"text": f"Answer in {NAMES[language]}: {question.capitalize()}?", "language": "en"},
-                "responses": responses,
-            })
-    return items
-
-
-def judge_everything(campaign, annotators: dict[str, list]) -> None:
-    """Every annotator of the item's language ranks the on-target response first and flags the English one."""
-    for item in campaign.items.prefetch_related("responses"):
-        by_model = {response.model_name: response.id for response in item.responses.all()}
-        ranks = {str(by_model["on-target"]): 1, str(by_model["off-target"]): 2}
-        flags = {str(by_model["off-target"]): ["wrong_language"]}
-        for user in annotators[item.response_language_id]:
-            judgment_submit(annotator=user, item_id=item.id, ranks=ranks, flags=flags,
-                            idempotency_key=uuid.uuid4().hex)
-
-
-# --- log-probabilities --------------------------------------------------------------------------------------------
-
-
-def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[dict]) -> float:
-    """Sum of the completion's token log-probabilities, tokenized as TRL's DPOTrainer does for conversational rows:
-    the prompt rendered with add_generation_prompt=True, the completion being what prompt + reply adds to it (the
-    reply's text and the EOS token the chat template puts after it)."""
-    import torch
-
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-    full_ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False)
-    assert full_ids[: len(prompt_ids)] == prompt_ids, "the chat template must render the prompt as a prefix"
-    # Training cut nothing of rows like these; scoring must not see more than training did.
-    assert len(prompt_ids) <= PARAMS["dpo"]["max_prompt_length"] and len(full_ids) <= PARAMS["max_length"]
-    ids = torch.tensor([full_ids])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, :-1].float()
-    # Position t predicts token t + 1: the completion's tokens are predicted from len(prompt_ids) - 1 onwards.
-    logprobs = torch.log_softmax(logits, dim=-1).gather(1, ids[0, 1:, None])[:, 0]
-    return float(logprobs[len(prompt_ids) - 1:].sum())
-
-
-def margins(model, tokenizer, pairs: list[dict]) -> list[float]:
-    return [completion_logprob(model, tokenizer, pair["prompt"], pair["chosen"])
-            - completion_logprob(model, tokenizer, pair["prompt"], pair["rejected"]) for pair in pairs]
-
-
-def load_models(base_path: str, sft: ModelVersion, dpo: ModelVersion):
-    """The untrained base, and the trained policy built as dpo.py builds it: SFT merged in, DPO adapter on top."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(base_path).eval()
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), sft.adapter_path)
-    policy = PeftModel.from_pretrained(merged.merge_and_unload(), dpo.adapter_path).eval()
-    return AutoTokenizer.from_pretrained(base_path), base, policy
-
-
-# --- the test ---------------------------------------------------------------------------------------------------
+def evaluate(spec: ModelSpec, held_out: list[dict]) -> dict[str, Any]:
+    """Off-target rate of greedy generations per requested language, summed, and held-out pair accuracy."""
+    loaded = load_model(spec, device="cpu")
+    prompts = [render_prompt(loaded, pair["prompt"]) for pair in held_out]
+    outputs = generate(loaded, prompts, max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
+    rates = [off_target_rate([output.text for output, pair in zip(outputs, held_out, strict=True)
+                              if pair["response_language"] == language], language) for language in NAMES]
+    off, measured = sum(rate.off_target for rate in rates), sum(rate.measured for rate in rates)
+    not_measurable = sum(rate.not_measurable for rate in rates)
+    scores = score_options(loaded, prompts, [[pair["chosen"][-1]["content"], pair["rejected"][-1]["content"]]
+                                             for pair in held_out], batch_size=16)
+    return {
+        "off_target_rate": off / measured if measured else None, "off_target": off, "on_target": measured - off,
+        "not_measurable": not_measurable,
+        "pair_accuracy": sum(chosen > rejected for chosen, rejected in scores) / len(held_out),
+        "samples": [output.text for output in outputs[:3]],
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -186,12 +110,18 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-def test_sft_dpo_prefers_the_requested_language_on_held_out_pairs(campaign, admin_user, make_annotator,
-                                                                  tiny_model_dir):
-    rng = random.Random(SEED)
-    items_import(campaign=campaign, source=io.BytesIO(jsonl(synthetic_items(rng))))
+def test_the_loop_lowers_off_target_rate_and_raises_pair_accuracy(campaign, admin_user, make_annotator, tmp_path):
+    from training.tiny_model import build_tiny_model
+
+    # The detector can judge the task: each sentence is measurable, on-target in its language, off-target as English.
+    for language in NAMES:
+        assert all(judge(text, language).off_target is False for text in SENTENCES[language])
+        assert all(judge(text, language).off_target is True for text in SENTENCES["en"])
+
+    items_import(campaign=campaign, source=io.BytesIO(jsonl(synthetic_items(random.Random(SEED),
+                                                                           per_language=ITEMS_PER_LANGUAGE))))
     annotators = {language: [make_annotator(f"{language}-native-{n}", [language], ["en"])
-                             for n in range(ANNOTATORS_PER_LANGUAGE)] for language in SCRIPTS}
+                             for n in range(ANNOTATORS_PER_LANGUAGE)] for language in NAMES}
     judge_everything(campaign, annotators)
     exports = {}
     for kind in ("preference", "sft"):
@@ -200,7 +130,8 @@ def test_sft_dpo_prefers_the_requested_language_on_held_out_pairs(campaign, admi
         exports[kind] = export_run(export_id=export.id)
         assert exports[kind].status == JobStatus.SUCCEEDED, exports[kind].error
 
-    base_model = base_model_register(name="tiny", path=str(tiny_model_dir))
+    model_dir = build_tiny_model(tmp_path / "tiny", [*platform_texts(), *corpus()], hidden_size=HIDDEN_SIZE)
+    base_model = base_model_register(name="tiny", path=str(model_dir))
     run = training_run_create(kind="sft_dpo", base_model=base_model, export=exports["preference"],
                               sft_export=exports["sft"], params=PARAMS, seed=SEED, created_by=admin_user,
                               enqueue=False)
@@ -209,8 +140,8 @@ def test_sft_dpo_prefers_the_requested_language_on_held_out_pairs(campaign, admi
 
     held_out = [json.loads(line) for line in
                 (export_folder(exports["preference"]) / "test.jsonl").read_text(encoding="utf-8").splitlines()]
-    # ~64 expected (320 x 0.2); at least 40 so that "most pairs" is a statement about many pairs.
-    assert len(held_out) >= 40 and {pair["split"] for pair in held_out} == {"test"}
+    # ~48 expected (192 x 0.25); at least 30 so that the rates are statements about many prompts.
+    assert len(held_out) >= 30 and {pair["split"] for pair in held_out} == {"test"}
     # Both exports split by prompt with the same seed: no held-out prompt reached either stage.
     trained_prompts = {json.loads(line)["prompt"][0]["content"] for line in
                        Path(run.resolved["dpo"]["train_file"]).read_text(encoding="utf-8").splitlines()}
@@ -220,17 +151,13 @@ def test_sft_dpo_prefers_the_requested_language_on_held_out_pairs(campaign, admi
 
     sft, dpo = ModelVersion.objects.get(run=run, kind="sft"), ModelVersion.objects.get(run=run, kind="dpo")
     assert dpo.parent == sft
-    tokenizer, base, policy = load_models(base_model.path, sft, dpo)
-    before, after = margins(base, tokenizer, held_out), margins(policy, tokenizer, held_out)
-    improved = sum(trained > untrained for trained, untrained in zip(after, before, strict=True)) / len(held_out)
-
-    logged = [metric.values["rewards/accuracies"] for metric in
-              TrainingMetric.objects.filter(run=run, stage="dpo", event="log").order_by("line")
-              if "rewards/accuracies" in metric.values]
-    reward_accuracy = sum(logged[-LAST_LOGS:]) / len(logged[-LAST_LOGS:])
-    report = (f"seed {SEED}: {len(held_out)} held-out pairs, trained margin > base margin for {improved:.2f}; "
-              f"mean margin {sum(before) / len(before):.1f} -> {sum(after) / len(after):.1f}; "
-              f"DPO reward accuracy over the last {LAST_LOGS} logs {reward_accuracy:.2f}")
+    before = evaluate(ModelSpec(base_model.path), held_out)
+    after = evaluate(ModelSpec(base_model.path, adapters=(sft.adapter_path, dpo.adapter_path)), held_out)
+    report = f"seed {SEED}, {len(held_out)} held-out prompts: untrained {before}; trained {after}"
     print(report)
-    assert improved >= MIN_FRACTION_IMPROVED, report
-    assert reward_accuracy >= MIN_REWARD_ACCURACY, report
+    assert before["off_target_rate"] is not None and after["off_target_rate"] is not None, report
+    assert after["off_target_rate"] <= before["off_target_rate"] - MIN_RATE_DROP, report
+    # The rate must not fall merely because answers became unmeasurable: most held-out answers are on-target.
+    assert after["on_target"] > before["on_target"], report
+    assert after["on_target"] >= MIN_ON_TARGET_SHARE * len(held_out), report
+    assert after["pair_accuracy"] >= before["pair_accuracy"] + MIN_ACCURACY_GAIN, report
