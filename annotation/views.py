@@ -214,7 +214,7 @@ def skip(request: HttpRequest, item_id: int) -> HttpResponse:
         own_words = " ".join(request.POST.get("reason_other", "").split())[:400]
         if not own_words:
             return _render_refused(request, item, skip_error=_(
-                "Not skipped: you chose \u201cOther\u201d, so write your reason in the box (a few words are "
+                "Not skipped: you chose “Other”, so write your reason in the box (a few words are "
                 "enough), or choose one of the listed reasons."), skip_posted={"reason": reason})
         reason = f"other: {own_words}"
     try:
@@ -273,7 +273,7 @@ def _require_reviewer(request: HttpRequest) -> None:
     who may read judgments."""
     if not (may_adjudicate(request.user) or user_may(request.user, "annotation.view_judgment")):
         raise PermissionDenied(_("This page is for reviewers. Ask an administrator to add your account to the "
-                                 "group \u201cReviewers\u201d."))
+                                 "group “Reviewers”."))
 
 
 @require_GET

@@ -172,7 +172,8 @@ CROSSFEED_PROXY_COUNT = envint("CROSSFEED_PROXY_COUNT", 0)
 
 LANGUAGE_CODE = "en"
 # The interface languages with a catalog in locale/ (docs/translations.md), named in their own language.
-LANGUAGES = [("en", "English"), ("ar", "العربية"), ("es", "Español"), ("fr", "Français"), ("hi", "हिन्दी"),
+LANGUAGES = [("en", "English"), ("ar", "العربية"), ("bn", "বাংলা"), ("es", "Español"), ("fr", "Français"),
+             ("hi", "हिन्दी"), ("ja", "日本語"), ("pt-br", "Português (Brasil)"), ("ru", "Русский"),
              ("sw", "Kiswahili"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True

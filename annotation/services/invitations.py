@@ -116,7 +116,7 @@ def annotators_parse_csv(*, content: bytes | str) -> list[AnnotatorRow]:
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidInput(_("The file is not UTF-8 text (byte %(position)d). Save it as \u201cCSV UTF-8\u201d "
+            raise InvalidInput(_("The file is not UTF-8 text (byte %(position)d). Save it as “CSV UTF-8” "
                                  "and upload it again.") % {"position": exc.start + 1}, field="file") from None
     reader = csv.reader(io.StringIO(content.lstrip("\ufeff"), newline=""))
     try:
@@ -302,7 +302,7 @@ def annotators_invite(*, rows: list[AnnotatorRow], created_by: AbstractBaseUser 
 def invitation_send(*, user: AbstractBaseUser, created_by: AbstractBaseUser | None, base_url: str) -> InvitationSent:
     """A new invitation for an annotator who has not chosen a password yet; every earlier link stops working."""
     if user.has_usable_password():
-        raise InvalidInput(_("%(name)s has already chosen a password: send them to \u201cForgot your password?\u201d "
+        raise InvalidInput(_("%(name)s has already chosen a password: send them to “Forgot your password?” "
                              "on the sign-in page instead.") % {"name": user.get_username()}, field="user")
     if not user.email:
         raise InvalidInput(_("%(name)s has no e-mail address: add one first.") % {"name": user.get_username()},
@@ -361,7 +361,7 @@ def invitation_refusal(*, user: AbstractBaseUser | None) -> str:
                  "the person who invited you for a new one.")
     if latest.accepted_at is not None:
         return _("This invitation was already used on %(date)s. Log in with the password you chose then, or use "
-                 "\u201cForgot your password?\u201d on the sign-in page.") % {
+                 "“Forgot your password?” on the sign-in page.") % {
                      "date": timezone.localtime(latest.accepted_at).strftime("%Y-%m-%d %H:%M %Z")}
     if latest.is_expired():
         return _("This invitation expired on %(date)s. Ask the person who invited you to send a new one.") % {

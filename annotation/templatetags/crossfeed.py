@@ -1,4 +1,5 @@
 from django import template
+from django.conf import settings
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -68,3 +69,9 @@ def flag_label(name: str) -> str:
     # str(): a campaign saved with non-text flags before the admin validated them must not break the page.
     name = str(name)
     return str(FLAG_LABELS.get(name, name.replace("_", " ")))
+
+
+@register.filter
+def language_name_local(code: str) -> str:
+    """An interface language's name in itself, from settings.LANGUAGES (get_available_languages translates it)."""
+    return dict(settings.LANGUAGES).get(code, code)
