@@ -47,9 +47,13 @@ def test_annotator_pages_have_no_serious_axe_violations(new_context, login, anno
     page.keyboard.press(str(len(order)))
     page.focus(f"{CARDS} >> nth=-1")
     page.keyboard.press(str(len(order)))
+    judged = page.get_attribute("#judgment-form", "data-item")
     with page.expect_response(lambda response: "/submit/" in response.url):
         page.keyboard.press("Enter")
-    page.wait_for_selector(CARDS)
+    # The next item replaces the form in place: wait for it, not for cards that may still be the old ones.
+    page.wait_for_function(
+        "old => { const form = document.getElementById('judgment-form'); return form && form.dataset.item !== old; }",
+        arg=judged)
     page.select_option("#skip-reason", "other")  # "Other" without a reason: refused, with its error
     with page.expect_response(lambda response: "/skip/" in response.url):
         page.click(".skip button[type=submit]")
