@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from annotation.services.assignment import lease_next
 from annotation.services.campaigns import campaign_create
 from annotation.services.imports import items_import
 from annotation.services.judgments import judgment_submit
+from tests.annotation.test_concurrency import run_threads
 from tests.conftest import item_line, jsonl, new_key, ranks_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,30 +37,6 @@ IMPORT_ITEMS = 12_000
 # The issue's target for annotators' calls during an import, on SQLite.
 P99_LIMIT_S = 1.0
 JOIN_TIMEOUT_S = 300
-
-
-def run_threads(workers: list[Callable[[], object]]) -> list[object]:
-    """Each worker on a thread and a database connection of its own; re-raise the first error."""
-    results: list[object] = [None] * len(workers)
-    errors: list[BaseException] = []
-
-    def body(index: int, work: Callable[[], object]) -> None:
-        try:
-            results[index] = work()
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(index, work), daemon=True) for index, work in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT_S)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-    if errors:
-        raise AssertionError(f"{len(errors)} thread(s) failed; first: {errors[0]!r}") from errors[0]
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,7 +73,8 @@ def test_annotators_keep_annotating_while_a_large_import_is_written(admin_user, 
             seen["submitted"].append(time.monotonic())
         return seen
 
-    result, *work = run_threads([importer, *(lambda user=user: annotate(user) for user in annotators)])
+    result, *work = run_threads([importer, *(lambda user=user: annotate(user) for user in annotators)],
+                                timeout=JOIN_TIMEOUT_S)
 
     assert result.created == IMPORT_ITEMS
     assert Item.objects.filter(campaign=campaign).count() == 1000 + IMPORT_ITEMS

@@ -36,7 +36,7 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def run_threads(workers: list[Callable[[], object]]) -> list[object]:
+def run_threads(workers: list[Callable[[], object]], *, timeout: float = JOIN_TIMEOUT) -> list[object]:
     """Start every worker at the same moment (a barrier), each on its own connection; re-raise the first error."""
     barrier = threading.Barrier(len(workers))
     results: list[object] = [None] * len(workers)
@@ -44,7 +44,7 @@ def run_threads(workers: list[Callable[[], object]]) -> list[object]:
 
     def body(index: int, work: Callable[[], object]) -> None:
         try:
-            barrier.wait(timeout=JOIN_TIMEOUT)
+            barrier.wait(timeout=timeout)
             results[index] = work()
         except BaseException as exc:  # reported to the main thread below
             errors.append(exc)
@@ -55,7 +55,7 @@ def run_threads(workers: list[Callable[[], object]]) -> list[object]:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(JOIN_TIMEOUT)
+        thread.join(timeout)
     assert not any(thread.is_alive() for thread in threads), "a worker thread is stuck (deadlock?)"
     if errors:
         raise AssertionError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}") from errors[0]
