@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("training/", include("training.urls")),
     path("evaluation/", include("evaluation.urls")),
+    path("generation/", include("generation.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/language/", i18n.ui_language_set, name="ui_language_set"),
@@ -29,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("training.api_urls")),
     path("api/v1/", include("evaluation.api_urls")),
+    path("api/v1/", include("generation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file (?script), not inline: the CSP runs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -60,8 +60,8 @@ def wait_export(export: Export, timeout: float = EXPORT_DONE_S) -> float:
 
 
 def test_the_fast_lane_takes_every_queue_but_the_accelerators():
-    assert lane_queues("accelerator") == (["training", "evaluation"], [])
-    assert lane_queues("fast") == (["*"], ["training", "evaluation"])
+    assert lane_queues("accelerator") == (["training", "evaluation", "generation"], [])
+    assert lane_queues("fast") == (["*"], ["training", "evaluation", "generation"])
     queues = settings.TASKS["default"]["QUEUES"]
     fast = [queue for queue in queues if queue not in lane_queues("fast")[1]]
     assert set(fast) >= {"default", "exports", "imports"}

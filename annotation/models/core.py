@@ -211,6 +211,13 @@ class Response(models.Model):
     text = models.TextField()
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
     model_name = models.CharField(max_length=200, blank=True)
+    # What the machine saw (generation jobs set these; an import may carry them): the detected language (our code,
+    # varieties folded; empty when not measurable) and its confidence. Annotators see a "detected: …" hint, with the
+    # wrong-language flag pre-set, when it differs from `language`.
+    detected_language = models.CharField(max_length=16, blank=True)
+    detected_confidence = models.FloatField(null=True, blank=True)
+    # Where the text came from: a generator and its settings for generated responses; free-form on imports.
+    metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["item_id", "position"]
