@@ -20,6 +20,11 @@ EXTERNAL_ID_RE = re.compile(r"[\w.:@/+-]{1,200}")
 ALLOWED_KEYS = {"external_id", "prompt", "pivot", "responses", "metadata", "gold", "qualification"}
 GOLD_KEYS = {"best", "wrong_language", "tolerance"}
 MIN_RESPONSES, MAX_RESPONSES = 2, 8
+RESPONSE_KEYS = {"text", "language", "model", "metadata", "detected_language", "detected_confidence"}
+# A response's metadata is provenance (a generator and its settings), read with every response of an item: bounded,
+# so that it stays small beside the texts. Measured against what a generation job writes (~300 bytes, 2 levels).
+MAX_RESPONSE_METADATA_BYTES = 8 * 1024
+MAX_RESPONSE_METADATA_DEPTH = 4
 # A lone UTF-16 surrogate (a "\ud800" escape in the JSON) is not a character: the database cannot store it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -39,6 +44,19 @@ class ResponseRecord:
     text: str
     language: str
     model: str
+    metadata: dict = field(default_factory=dict)
+    # What a machine's language ID said (registry code; "" when not given or not measurable) and its probability.
+    detected_language: str = ""
+    detected_confidence: float | None = None
+
+    def canonical(self) -> list:
+        """The response as content_hash sees it: metadata and detection only when given, so the hashes of items
+        imported before these keys existed stay the same (a re-import of them is "unchanged")."""
+        values: list = [self.text, self.language, self.model]
+        if self.metadata or self.detected_language:
+            values.append({"metadata": self.metadata, "detected_language": self.detected_language,
+                           "detected_confidence": self.detected_confidence})
+        return values
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,10 @@ def content_hash(record: ItemRecord) -> str:
     canonical = {
         "prompt": [record.prompt_text, record.prompt_language],
         "pivot": [record.pivot_text, record.pivot_language],
-        "responses": [[r.text, r.language, r.model] for r in record.responses],
+        # Metadata and detection count as content (docs/import.md): a re-import that changes only them is an update,
+        # not "unchanged" with the old values silently kept; and annotators saw the detection (the hint and the
+        # pre-set wrong-language flag), so an item they worked on may not change it under their judgments.
+        "responses": [r.canonical() for r in record.responses],
         "metadata": record.metadata,
     }
     if record.kind != "task":
@@ -191,8 +212,8 @@ def _check_responses(responses: Any, limits: Limits, fail) -> list[ResponseRecor
         if not isinstance(response, dict):
             fail(where, f"expected an object, got {_type_name(response)}")
             continue
-        for key in sorted(set(response) - {"text", "language", "model"}):
-            fail(f"{where}.{_printable(key)}", "unknown field (allowed: text, language, model)")
+        for key in sorted(set(response) - RESPONSE_KEYS):
+            fail(f"{where}.{_printable(key)}", f"unknown field (allowed: {', '.join(sorted(RESPONSE_KEYS))})")
         text = _check_text(response.get("text"), f"{where}.text", limits.max_response_chars, fail)
         language = _check_language(response.get("language"), f"{where}.language", fail)
         model = response.get("model", "") or ""
@@ -205,11 +226,77 @@ def _check_responses(responses: Any, limits: Limits, fail) -> list[ResponseRecor
         if key and key in seen:
             fail(f"{where}.text", f"same text as responses[{seen[key]}]: responses must be distinct")
         seen.setdefault(key, index)
-        records.append(ResponseRecord(text=text, language=language, model=model))
+        metadata = _check_response_metadata(response.get("metadata", {}), f"{where}.metadata", fail)
+        detected, confidence = _check_detection(response, where, fail)
+        records.append(ResponseRecord(text=text, language=language, model=model, metadata=metadata,
+                                      detected_language=detected, detected_confidence=confidence))
     languages = {r.language for r in records if r.language}
     if len(languages) > 1:
         fail("responses", f"all responses of an item must be in one language, got {', '.join(sorted(languages))}")
     return records
+
+
+def _check_response_metadata(metadata: Any, where: str, fail) -> dict:
+    """A response's optional metadata: an object of at most MAX_RESPONSE_METADATA_DEPTH levels and
+    MAX_RESPONSE_METADATA_BYTES as compact UTF-8 JSON, with no lone surrogate and no NaN or Infinity."""
+    if not isinstance(metadata, dict):
+        fail(where, f"expected an object, got {_type_name(metadata)}")
+        return {}
+    if _depth(metadata) > MAX_RESPONSE_METADATA_DEPTH:
+        fail(where, f"nested too deeply: at most {MAX_RESPONSE_METADATA_DEPTH} levels of objects and lists")
+        return {}
+    if surrogate := _nested_surrogate_message(metadata):
+        fail(where, surrogate)
+        return {}
+    try:
+        encoded = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError:
+        fail(where, "holds NaN or Infinity, which JSON has no value for (the database refuses them): write null "
+                    "or a string")
+        return {}
+    if len(encoded) > MAX_RESPONSE_METADATA_BYTES:
+        fail(where, f"{len(encoded)} bytes as JSON; the limit is {MAX_RESPONSE_METADATA_BYTES} (8 KiB): keep the "
+                    "generator and its settings here, not texts")
+        return {}
+    return metadata
+
+
+def _depth(value: Any) -> int:
+    """Levels of nested objects and lists ({"a": 1} is 1, {"a": [1]} is 2); iterative, for deep values."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _check_detection(response: dict, where: str, fail) -> tuple[str, float | None]:
+    """(detected language as a registry code or "", confidence or None) of a response: both optional, null allowed,
+    the confidence only beside a language. The import stores them as given and never detects languages itself."""
+    code = response.get("detected_language")
+    detected = ""
+    if code is not None:
+        if isinstance(code, str) and code:
+            detected = _check_language(code, f"{where}.detected_language", fail)
+        else:
+            fail(f"{where}.detected_language", f"expected a language code (BCP-47 or FLORES-200), or null when the "
+                                               f"language was not measurable; got {_type_name(code)}")
+    confidence = response.get("detected_confidence")
+    if confidence is None:
+        return detected, None
+    field_name = f"{where}.detected_confidence"
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        fail(field_name, f"expected a number from 0 to 1, or null; got {_type_name(confidence)}")
+    elif not 0 <= confidence <= 1:  # also false for NaN and Infinity, which Python's JSON parser accepts
+        fail(field_name, f"expected a number from 0 to 1 (the detector's probability), got {str(confidence)[:40]}")
+    elif code is None:
+        fail(field_name, "given without detected_language: a confidence belongs to a detected language; give "
+                         "detected_language too, or leave detected_confidence out")
+    else:
+        return detected, float(confidence)
+    return detected, None
 
 
 def _check_gold(value: dict, n_responses: int, fail) -> tuple[str, dict]:

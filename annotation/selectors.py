@@ -183,6 +183,8 @@ class ResponseRow(NamedTuple):
     id: int
     text: str
     language_id: str
+    detected_language: str
+    detected_confidence: float | None
 
 
 def item_and_responses(item_id: int) -> tuple[ItemRow, list[ResponseRow]]:

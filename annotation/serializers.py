@@ -95,6 +95,11 @@ class TextBlockSerializer(serializers.Serializer):
 
 class ResponseOutSerializer(TextBlockSerializer):
     id = serializers.IntegerField()
+    detected_language = serializers.CharField(
+        allow_null=True, help_text="the language a machine's language ID found (a registry code); null when not "
+                                   "measurable or not given")
+    detected_confidence = serializers.FloatField(
+        allow_null=True, help_text="its probability, 0 to 1 (3 decimals); null without detected_language")
 
 
 class ItemOutSerializer(serializers.Serializer):
@@ -111,8 +116,8 @@ class NextSerializer(serializers.Serializer):
 
 
 def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, responses: list | None = None) -> dict:
-    """The item as an annotator sees it: an Item, or selectors.ItemRow with its `responses` (objects with id, text
-    and language_id) when the caller already has them (else item.responses)."""
+    """The item as an annotator sees it: an Item, or selectors.ItemRow with its `responses` (objects with id, text,
+    language_id, detected_language and detected_confidence) when the caller already has them (else item.responses)."""
     responses = {response.id: response for response in (item.responses.all() if responses is None else responses)}
     payload = {
         "id": item.id,
@@ -128,6 +133,7 @@ def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, r
                 "text": responses[response_id].text,
                 "language": responses[response_id].language_id,
                 "direction": direction_of(responses[response_id].language_id),
+                **detection_payload(responses[response_id]),
             }
             for response_id in response_order(item.id, annotator_id, list(responses))
         ],
@@ -140,6 +146,15 @@ def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, r
             "direction": direction_of(item.pivot_language_id),
         }
     return payload
+
+
+def detection_payload(response) -> dict:
+    """{detected_language, detected_confidence} of a response: a code and a probability rounded to 3 places, or
+    nulls when nothing was measured (a confidence without its language says nothing, so it is left out too)."""
+    language = response.detected_language or None
+    confidence = response.detected_confidence
+    return {"detected_language": language,
+            "detected_confidence": round(confidence, 3) if language and confidence is not None else None}
 
 
 class JudgmentInputSerializer(serializers.Serializer):

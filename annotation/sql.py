@@ -239,7 +239,8 @@ def lease_gates(*, campaign_id: int, annotator_id: int) -> list[tuple[str, str, 
 
 
 def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
-    """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language)."""
+    """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language,
+    detected language, detected confidence)."""
     items = fetch_all(
         f"SELECT id, campaign_id, prompt_text, prompt_language_id, pivot_text, pivot_language_id "
         f"FROM {_table(Item)} WHERE id = %s AND staged_by_id IS NULL",
@@ -248,7 +249,8 @@ def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
     if not items:
         return None
     responses = fetch_all(
-        f"SELECT id, text, language_id FROM {_table(Response)} WHERE item_id = %s ORDER BY id", [item_id]
+        f"SELECT id, text, language_id, detected_language, detected_confidence FROM {_table(Response)} "
+        "WHERE item_id = %s ORDER BY id", [item_id]
     )
     return items[0], responses
 

@@ -8,18 +8,21 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db.models import ExpressionWrapper, F, IntegerField, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotation import competence, selectors
+from annotation import competence, language_hint, selectors, sql
 from annotation.forms import DisagreementFilterForm, JudgmentForm
-from annotation.models import Adjudication, Campaign, Item, Judgment
+from annotation.models import Adjudication, Campaign, Item, Judgment, Skip
 from annotation.serializers import item_payload
 from annotation.services.assignment import item_skip, lease_next, skip_undo
 from annotation.services.guidelines import guidelines_for
@@ -98,25 +101,40 @@ def _render_next(request: HttpRequest, campaign: Campaign, *, notice: str = "", 
     except CrossfeedError as exc:
         context["error"] = exc.message
         return _render_workspace(request, "annotation/_done.html", context, status)
-    context["mine"] = selectors.annotator_progress(request.user, campaign)
-    context["progress"] = selectors.campaign_progress(campaign)
+    context["mine"], context["progress"] = progress_of(request.user, campaign)
     if lease is None:
         return _render_workspace(request, "annotation/_done.html", context, status)
-    item = selectors.item_with_responses(lease.item_id)
-    context.update(_item_context(request, item, lease.expires_at))
+    item, responses = _item_to_show(request.user, lease.item_id, campaign)
+    context.update(_item_context(request, item, lease.expires_at, responses=responses))
     return _render_workspace(request, "annotation/_item.html", context, status)
 
 
+def _item_to_show(user, item_id: int, campaign: Campaign) -> tuple[Item, list | None]:
+    """The leased item for _item.html, and its responses: two primary-key reads without the ORM's query building,
+    as the API's next does (selectors.item_and_responses; the ORM's prefetch cost a millisecond per item)."""
+    item = selectors.item_judgeable_by(user, item_id)
+    if item is None:  # not by the annotator's languages (a qualification item of a pair they were given)
+        return selectors.item_with_responses(item_id), None
+    row, responses = selectors.item_and_responses(item_id)
+    item.campaign, item.prompt_text, item.pivot_text = campaign, row.prompt_text, row.pivot_text
+    return item, responses
+
+
 def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgment: Judgment | None = None,
-                  errors: dict | None = None, posted: dict | None = None) -> dict:
-    payload = item_payload(item, request.user.id, None)
+                  errors: dict | None = None, posted: dict | None = None, responses: list | None = None) -> dict:
+    payload = item_payload(item, request.user.id, None, responses)
     ranks = dict((judgment.ranks if judgment else {}) | (posted or {}).get("ranks", {}))
     flags = (posted or {}).get("flags") or (judgment.flags if judgment else {})
+    first_judgment = judgment is None and posted is None
     errors = dict(errors or {})
     rank_errors = []
     for index, response in enumerate(payload["responses"]):
         response["rank"] = ranks.get(str(response["id"]))
-        response["flags"] = flags.get(str(response["id"]), [])
+        # The "Detected: …" hint, and on a first judgment its wrong-language flag ticked to confirm or clear.
+        response["hinted"] = language_hint.detected_differs(response["language"], response["detected_language"])
+        response["flags"] = language_hint.flags_to_show(
+            saved=None if first_judgment else flags.get(str(response["id"]), []), hinted=response["hinted"],
+            flag_vocabulary=item.campaign.flag_vocabulary)
         # A rank error goes into its response's card, and the summary names the response by the letter the
         # annotator sees (the ids are internal, and each annotator sees the responses in their own order).
         response["errors"] = [str(problem) for problem in errors.pop(f"rank_{response['id']}", [])]
@@ -149,17 +167,16 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
               "again.") % {"size": declared_length(request), "limit": MAX_BODY_BYTES},
             content_type="text/plain; charset=utf-8",
         )
-    item = _get_item_for_annotator(request, item_id)
-    campaign = item.campaign
-    response_ids = list(item.responses.values_list("id", flat=True))
-    form = JudgmentForm(request.POST, response_ids=response_ids)
+    item, campaign = _item_to_judge(request, item_id)
+    form = JudgmentForm(request.POST, response_ids=sql.response_ids(item.id))
     posted = form.posted()
     try:
         if not form.is_valid():
             raise InvalidInput(_("Please fix the marked fields."), field_errors=form.field_errors(per_response=True))
         judgment_submit(annotator=request.user, item_id=item.id, **form.service_arguments())
     except InvalidInput as exc:
-        return _render_refused(request, item, errors=exc.field_errors or {"__all__": [exc.message]}, posted=posted)
+        return _render_refused(request, _get_item_for_annotator(request, item.id),
+                               errors=exc.field_errors or {"__all__": [exc.message]}, posted=posted)
     except Conflict as exc:
         return _render_next(request, campaign, notice=exc.message)
     except NotFound as exc:
@@ -171,18 +188,112 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     return _render_next(request, campaign, notice=_("Saved. Here is the next item."))
 
 
+def _item_to_judge(request: HttpRequest, item_id: int) -> tuple[Item, Campaign]:
+    """The item of a submit, with only the fields judging needs, and its campaign with those the next item needs:
+    two primary-key reads, as the API's submit and next make (the ORM's visibility query cost 2 ms per submit)."""
+    item = selectors.item_judgeable_by(request.user, item_id)
+    if item is None:  # 404, or an item a staff annotator may read outside their languages (the service refuses it)
+        item = _get_item_for_annotator(request, item_id)
+        return item, item.campaign
+    campaign = selectors.campaign_for_leasing(request.user, item.campaign_id)
+    campaign.flag_vocabulary = item.campaign.flag_vocabulary
+    return item, campaign
+
+
 def _render_refused(request: HttpRequest, item: Item, **context) -> HttpResponse:
     """The same item again with what was sent and what was wrong (422); the lease is kept."""
     campaign = item.campaign
     lease = selectors.live_lease(request.user, item)
-    page = {"campaign": campaign, "mine": selectors.annotator_progress(request.user, campaign),
-            "progress": selectors.campaign_progress(campaign)}
+    page = {"campaign": campaign}
+    page["mine"], page["progress"] = progress_of(request.user, campaign)
     skip_error = context.pop("skip_error", "")
     skip_posted = context.pop("skip_posted", {})
     page.update(_item_context(request, item, lease.expires_at if lease else None,
                               judgment=selectors.judgment_of(request.user, item), **context))
     page.update({"skip_error": skip_error, "skip_posted": skip_posted})
     return _render_workspace(request, "annotation/_item.html", page, 422)
+
+
+# --- the progress row of the workspace -------------------------------------------------------------------------------
+# Every item shown carries the annotator's progress ("12 done · 480 left") and the campaign's. Counted afresh, both
+# are scans of the campaign's items: at 20,000 items 25 ms of CPU per submit, eight times the rest of it
+# (docs/benchmarks.md). So each process counts a campaign's items at most once per PROGRESS_SECONDS_PER_1000_ITEMS
+# seconds per 1,000 items (at most PROGRESS_MAX_SECONDS) per language set, and adds what the annotator did since,
+# from their own newest rows: their own submits and skips always move their numbers at once, and the others' work
+# shows within that time. Campaigns under 1,000 items are counted afresh every time (a millisecond or less).
+PROGRESS_SECONDS_PER_1000_ITEMS = 1
+PROGRESS_MAX_SECONDS = 30
+
+
+def progress_of(user, campaign: Campaign) -> tuple[dict, dict]:
+    """(the annotator's progress, the campaign's), as selectors.annotator_progress and campaign_progress count them
+    (of the campaign's, `judgments` and `percent` follow the annotator's own work between two counts)."""
+    native, reading = selectors.annotator_languages(user)
+    key = f"crossfeed:progress:{campaign.pk}:{','.join(native)}:{','.join(reading)}"
+    snapshot = cache.get(key)
+    if snapshot is None:
+        totals = selectors.campaign_progress(campaign)
+        seconds = min(totals["items"] * PROGRESS_SECONDS_PER_1000_ITEMS // 1000, PROGRESS_MAX_SECONDS)
+        if not seconds:
+            return selectors.annotator_progress(user, campaign), totals
+        snapshot = {"taken": time.time(), "totals": totals, "seconds": seconds,
+                    "open": Item.objects.filter(_open_item(campaign, native, reading)).count()}
+        cache.set(key, snapshot, seconds)
+    base_key = f"{key}:{snapshot['taken']}:{user.pk}"
+    base = cache.get(base_key)
+    if base is None:  # the annotator's own rows at this moment: their judgments, and their share of the open items
+        base = _own_base(user, campaign, native, reading)
+        cache.set(base_key, base, snapshot["seconds"])
+    since = _own_since(user, campaign, base["at"])
+    # Each judgment of a task item since took one open item off the annotator's list and added one to the campaign;
+    # each skip took one off the list.
+    done = base["done"] + since["done"]
+    remaining = max(snapshot["open"] - base["open"] - since["tasks"] - since["skips"], 0)
+    mine = {"done": done, "remaining": remaining,
+            "percent": round(100 * done / (done + remaining), 1) if done + remaining else 100.0}
+    totals = dict(snapshot["totals"])
+    totals["judgments"] += since["tasks"]
+    wanted = totals["judgments_wanted"]
+    totals["percent"] = round(100 * totals["judgments"] / wanted, 1) if wanted else 0.0
+    return mine, totals
+
+
+def _open_item(campaign: Campaign, native: list[str], reading: list[str], prefix: str = "") -> Q:
+    """selectors.annotator_progress's open items, before the annotator's own judgments and skips are taken out
+    (`prefix`: the same condition on a related item, "item__")."""
+    return Q(**{f"{prefix}campaign": campaign, f"{prefix}kind": Item.Kind.TASK,
+                f"{prefix}response_language__in": native, f"{prefix}judgment_count__lt": F(f"{prefix}target")}) & (
+        Q(**{f"{prefix}prompt_language__in": reading}) | Q(**{f"{prefix}pivot_language__in": reading}))
+
+
+def _own(model, user, campaign: Campaign):
+    # "+ 0" keeps SQLite's planner on the annotator's index (a few hundred rows) instead of the campaign's items
+    # (all of them), which it otherwise prefers for lack of statistics.
+    return model.objects.alias(in_campaign=ExpressionWrapper(F("item__campaign_id") + 0, output_field=IntegerField())
+                               ).filter(annotator=user, in_campaign=campaign.pk)
+
+
+def _own_base(user, campaign: Campaign, native: list[str], reading: list[str]) -> dict:
+    """The annotator's judgments in the campaign up to now, and how many of the open items they judged or skipped."""
+    now = timezone.now()
+    condition = _open_item(campaign, native, reading, "item__")
+    judged = _own(Judgment, user, campaign).filter(created_at__lte=now)
+    skipped = _own(Skip, user, campaign).filter(condition, created_at__lte=now).exclude(
+        item__judgments__annotator=user)
+    return {"at": now, "done": judged.count(), "open": judged.filter(condition).count() + skipped.count()}
+
+
+def _own_since(user, campaign: Campaign, moment) -> dict:
+    """The annotator's judgments in the campaign since `moment` (all, and of task items), and skips of its task
+    items: a range of the (annotator, created_at) index, a handful of rows (counted here: the ORM's aggregate with
+    its filters cost twice the query)."""
+    judged = list(Judgment.objects.filter(annotator=user, created_at__gt=moment)
+                  .values_list("item__campaign_id", "item__kind"))
+    skipped = list(Skip.objects.filter(annotator=user, created_at__gt=moment)
+                   .values_list("item__campaign_id", "item__kind"))
+    task = (campaign.pk, Item.Kind.TASK)
+    return {"done": sum(1 for row in judged if row[0] == campaign.pk), "tasks": judged.count(task),
+            "skips": skipped.count(task)}
 
 
 # The skip form's reasons (templates/annotation/_item.html), stored as these keys; "other" is stored with the
@@ -258,9 +369,8 @@ def revise(request: HttpRequest, item_id: int) -> HttpResponse:
     if judgment is None:
         raise Http404(_("You have not judged this item."))
     # The progress row of the workspace, with its numbers (the revise page showed "done · left" and "%" alone).
-    context = {"campaign": item.campaign, "revising": True,
-               "mine": selectors.annotator_progress(request.user, item.campaign),
-               "progress": selectors.campaign_progress(item.campaign)}
+    context = {"campaign": item.campaign, "revising": True}
+    context["mine"], context["progress"] = progress_of(request.user, item.campaign)
     context.update(_item_context(request, item, None, judgment=judgment))
     return render(request, "annotation/revise.html", context)
 

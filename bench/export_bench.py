@@ -63,7 +63,7 @@ def seed(n_items: int) -> int:
                     response_id += 1
                     ids.append(response_id)
                     responses.append((response_id, item_id, position, f"Response {position} to {item_id}. " * 12,
-                                      "ta", f"model-{position}"))
+                                      "ta", f"model-{position}", "", "{}"))
                 for annotator in rng.sample(annotators, 4):
                     judgment_id += 1
                     order = rng.sample([1, 2, 3, 4], 4)
@@ -75,8 +75,8 @@ def seed(n_items: int) -> int:
                 "prompt_language_id, pivot_text, pivot_language_id, response_language_id, content_hash, target, "
                 "judgment_count, lease_count, created_at, metadata) VALUES (%s)" % ", ".join(["%s"] * 14), items)
             cursor.executemany(
-                f"INSERT INTO {quote('annotation_response')} (id, item_id, position, text, language_id, model_name) "
-                "VALUES (%s, %s, %s, %s, %s, %s)", responses)
+                f"INSERT INTO {quote('annotation_response')} (id, item_id, position, text, language_id, model_name, "
+                "detected_language, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", responses)
             cursor.executemany(
                 f"INSERT INTO {quote('annotation_judgment')} (id, item_id, annotator_id, ranks, flags, comment, "
                 "seconds_spent, revision, created_at, updated_at) VALUES (%s)" % ", ".join(["%s"] * 10), judgments)

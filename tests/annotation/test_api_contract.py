@@ -24,7 +24,8 @@ LANGUAGE_KEYS = {"code", "name", "native_name", "script", "direction", "tier", "
 # The contract's item keys, plus what we added to it ("add to it freely"): the campaign id.
 ITEM_KEYS = {"id", "prompt", "pivot", "responses", "lease_expires_at"} | {"campaign"}
 TEXT_KEYS = {"text", "language", "direction"}
-RESPONSE_KEYS = {"id", "text", "language", "direction"}
+# The contract's response keys, plus the machine's language check (issue 13): null when nothing was measured.
+RESPONSE_KEYS = {"id", "text", "language", "direction"} | {"detected_language", "detected_confidence"}
 PAIR_KEYS = {"prompt_language", "response_language", "items", "judgments", "complete_items", "agreement"}
 
 
@@ -263,6 +264,8 @@ def test_it_leases_the_next_item_with_the_contract_shape(annotator_api, items):
     assert {response["id"] for response in item["responses"]} == set(stored.responses.values_list("id", flat=True))
     assert all(set(response) == RESPONSE_KEYS for response in item["responses"])
     assert all(response["language"] == "ta" for response in item["responses"])
+    assert all(response["detected_language"] is None and response["detected_confidence"] is None
+               for response in item["responses"])
     lease = Lease.objects.get(item_id=item["id"])
     assert item["lease_expires_at"] is not None
     assert abs((lease.expires_at - timezone.now()) - timedelta(minutes=10)) < timedelta(seconds=30)
