@@ -8,6 +8,8 @@ import tempfile
 from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -37,7 +39,7 @@ from crossfeed.permissions import ModelPermissions
 
 
 class IsAnnotator(BasePermission):
-    message = "this endpoint is for annotators; your account has no annotator profile"
+    message = gettext_lazy("this endpoint is for annotators; your account has no annotator profile")
 
     def has_permission(self, request, view) -> bool:
         return selectors.is_annotator(request.user)
@@ -131,11 +133,11 @@ class CampaignItems(APIView):
         if request.content_type.startswith("multipart/"):
             source = request.FILES.get("file")
             if source is None:
-                raise InvalidInput("upload the JSONL file in a form field named 'file'", field="file")
+                raise InvalidInput(_("upload the JSONL file in a form field named 'file'"), field="file")
         elif isinstance(source, dict):
             source = [source]  # one item sent as a single object
         elif not isinstance(source, list) and not hasattr(source, "read"):
-            raise InvalidInput("expected a JSON array of items, a JSONL body or a multipart file", field="body")
+            raise InvalidInput(_("expected a JSON array of items, a JSONL body or a multipart file"), field="body")
         try:
             result = items_import(campaign=campaign, source=source, created_by=request.user,
                                   source_name=f"API: {getattr(source, 'name', None) or request.content_type}")
@@ -172,7 +174,7 @@ class ItemDetail(APIView):
     def get(self, request, item_id: int):
         item = selectors.item_for_annotator(request.user, item_id)
         if item is None:
-            raise NotFound("no such item, or it is not one you can see")
+            raise NotFound(_("no such item, or it is not one you can see"))
         lease = selectors.live_lease(request.user, item)
         return Response(serializers.item_payload(item, request.user.id, lease))
 
@@ -213,7 +215,7 @@ class ItemSkip(APIView):
         data = _valid(serializers.SkipInputSerializer, request.data)
         item = selectors.item_for_annotator(request.user, item_id)
         if item is None:
-            raise NotFound("no such item, or it is not one you can see")
+            raise NotFound(_("no such item, or it is not one you can see"))
         with transaction.atomic():
             item_skip(item=item, annotator=request.user, reason=data["reason"])
         return Response({"skipped": item.id})
@@ -269,10 +271,12 @@ class ExportFile(APIView):
         export = get_object_or_404(Export, pk=export_id, status=JobStatus.SUCCEEDED)
         allowed = {f["name"] for f in export.files} | {"README.md"}
         if name not in allowed:  # only names we wrote: no path from the request reaches the file system
-            raise NotFound(f"export {export.id} has no file named {name[:80]!r}")
+            raise NotFound(_("export %(export)d has no file named %(name)r")
+                           % {"export": export.id, "name": name[:80]})
         path = export_folder(export) / name
         if not path.is_file():
-            raise NotFound(f"the file {name} of export {export.id} is missing on the server")
+            raise NotFound(_("the file %(name)s of export %(export)d is missing on the server")
+                           % {"name": name, "export": export.id})
         return FileResponse(path.open("rb"), as_attachment=True, filename=f"export-{export.id}-{name}")
 
 
@@ -289,7 +293,7 @@ class CampaignStats(APIView):
 
 def _json_object(data) -> dict:
     if not isinstance(data, dict):
-        raise ValidationError({"body": ["expected a JSON object"]})
+        raise ValidationError({"body": [_("expected a JSON object")]})
     return data
 
 

@@ -19,6 +19,15 @@ from rest_framework.exceptions import AuthenticationFailed
 class CachedTokenAuthentication(TokenAuthentication):
     """`Authorization: Token <key>` against the hashed store (crossfeed/tokens); DRF's header parsing and 401s."""
 
+    def authenticate(self, request):
+        from crossfeed.i18n import token_language
+
+        found = super().authenticate(request)
+        if found is not None:
+            # The messages of this request in the person's interface language when the client names none.
+            token_language(request._request, found[0])
+        return found
+
     def authenticate_credentials(self, key):
         from crossfeed.tokens.services import token_digest
 
@@ -41,6 +50,9 @@ class CachedTokenAuthentication(TokenAuthentication):
             raise AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise AuthenticationFailed("User inactive or deleted.")
+        # Read here, once per cache period, so that the profile (and its interface language) is cached with the
+        # user; getattr: staff without a profile have none.
+        getattr(token.user, "annotator", None)
         return token.user, token
 
 

@@ -4,8 +4,8 @@ Django's LocaleMiddleware picks a language from the `django_language` cookie or 
 On top of it, a signed-in person's own choice wins: it is kept in their annotator profile (`ui_language`), copied
 into the session when they log in, and applied by `UserLanguageMiddleware` on every page. The header's language
 menu posts to `ui_language_set`, which stores the choice in all three places (profile, session, cookie: the
-cookie keeps the login page in that language after logging out). The API is unaffected: token requests carry no
-session, and its error messages follow Accept-Language.
+cookie keeps the login page in that language after logging out). API token requests carry no session: their
+messages follow the request's Accept-Language header, and without one the profile's choice (`token_language`).
 
 Catalogs live in locale/<code>/LC_MESSAGES (docs/translations.md: which languages, how to add one).
 """
@@ -43,6 +43,21 @@ class UserLanguageMiddleware:
             translation.activate(code)
             request.LANGUAGE_CODE = code
         return self.get_response(request)
+
+
+def token_language(request: HttpRequest, user) -> None:
+    """An API request authenticated by a token: the person's chosen language when the request names none.
+
+    A client that sends Accept-Language (or the language cookie) asked for that language, and gets it, as
+    LocaleMiddleware already chose; a script that sends neither gets the language its owner chose in the interface
+    instead of English. Called once the token is known (crossfeed/auth.py), before the view runs.
+    """
+    if request.META.get("HTTP_ACCEPT_LANGUAGE") or request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME):
+        return
+    profile = getattr(user, "annotator", None)
+    if profile is not None and profile.ui_language and supported(profile.ui_language):
+        translation.activate(profile.ui_language)
+        request.LANGUAGE_CODE = profile.ui_language
 
 
 @receiver(user_logged_in)

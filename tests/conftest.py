@@ -51,6 +51,17 @@ def clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def english_after_each_test():
+    # A request in another interface language leaves that language active in the thread (LocaleMiddleware activates
+    # one per request and never resets it), and the services' messages are translated: without this, a test after a
+    # French request would read its messages in French.
+    from django.utils import translation
+
+    yield
+    translation.activate("en")
+
+
 @pytest.fixture
 def admin_user(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.invalid", PASSWORD)

@@ -24,6 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotation import sql
 from annotation.models import Campaign, Item, Judgment, Lease, Skip
@@ -38,10 +39,11 @@ ROUNDS = 4
 def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime | None = None) -> Lease | None:
     """Lease the next item for this annotator, or return their live lease; None when nothing is left."""
     if not campaign.accepts_judgments:
-        raise Conflict(f"campaign {campaign.name!r} is {campaign.get_status_display()}: no items are handed out")
+        raise Conflict(_("campaign %(name)r is %(status)s: no items are handed out")
+                       % {"name": campaign.name, "status": campaign.get_status_display()})
     native, reading = annotator_languages(annotator)  # read before the transaction: SQLite locks at BEGIN
     if not native:
-        raise InvalidInput("your annotator profile has no native language; ask an admin to add one")
+        raise InvalidInput(_("your annotator profile has no native language; ask an admin to add one"))
     now = now or timezone.now()
     with transaction.atomic():
         # Every expired lease, not only this campaign's: the index on expires_at makes an empty check one probe.
@@ -123,7 +125,7 @@ def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: li
     locked = sql.candidate_ids(**query, limit=1, lock=True)
     yield from locked
     tried = set(locked)
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         fresh = [item_id for item_id in sql.candidate_ids(**query, limit=CANDIDATES + len(tried), lock=False)
                  if item_id not in tried]
         if not fresh:
@@ -147,8 +149,8 @@ def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = N
         rows = list(expired.values_list("id", "item_id"))
         if not rows:
             return 0
-        Lease.objects.filter(id__in=[lease_id for lease_id, _ in rows]).delete()
-        for item_id, count in Counter(item_id for _, item_id in rows).items():
+        Lease.objects.filter(id__in=[lease_id for lease_id, _item_id in rows]).delete()
+        for item_id, count in Counter(item_id for _lease_id, item_id in rows).items():
             Item.objects.filter(pk=item_id).update(lease_count=F("lease_count") - count)
         return len(rows)
 
@@ -156,7 +158,7 @@ def leases_reclaim(*, now: datetime | None = None, campaign: Campaign | None = N
 @transaction.atomic
 def lease_release(*, item: Item, annotator: AbstractBaseUser) -> bool:
     """Give the annotator's lease on the item back; True when there was one."""
-    deleted, _ = Lease.objects.filter(item=item, annotator=annotator).delete()
+    deleted, _counts = Lease.objects.filter(item=item, annotator=annotator).delete()
     if deleted:
         Item.objects.filter(pk=item.pk).update(lease_count=F("lease_count") - 1)
     return bool(deleted)
@@ -166,19 +168,19 @@ def lease_release(*, item: Item, annotator: AbstractBaseUser) -> bool:
 def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str = "") -> Skip:
     """Pass on an item: the lease goes back to the pool and the item is not offered to this annotator again."""
     if len(reason) > 500:
-        raise InvalidInput("at most 500 characters", field="reason")
+        raise InvalidInput(_("at most 500 characters"), field="reason")
     if Judgment.objects.filter(item=item, annotator=annotator).exists():
-        raise Conflict("you already judged this item; revise your judgment instead of skipping it")
+        raise Conflict(_("you already judged this item; revise your judgment instead of skipping it"))
     if not Lease.objects.filter(item=item, annotator=annotator).exists():
-        raise NotFound("you hold no lease on this item")
+        raise NotFound(_("you hold no lease on this item"))
     lease_release(item=item, annotator=annotator)
-    skip, _ = Skip.objects.update_or_create(item=item, annotator=annotator, defaults={"reason": reason.strip()})
+    skip, _created = Skip.objects.update_or_create(item=item, annotator=annotator, defaults={"reason": reason.strip()})
     return skip
 
 
 @transaction.atomic
 def skip_undo(*, item: Item, annotator: AbstractBaseUser) -> None:
     """Take a skip back: the item can be offered to the annotator again (while it still needs judgments)."""
-    deleted, _ = Skip.objects.filter(item=item, annotator=annotator).delete()
+    deleted, _counts = Skip.objects.filter(item=item, annotator=annotator).delete()
     if not deleted:
-        raise NotFound("you have not skipped this item")
+        raise NotFound(_("you have not skipped this item"))

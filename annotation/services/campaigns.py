@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
+from django.utils.translation import gettext as _
 
 from annotation.models import DEFAULT_FLAGS, Campaign, Item
 from annotation.services.quality import QUALITY_DEFAULTS, QUALITY_SETTINGS, quality_settings_check
@@ -49,28 +50,29 @@ def campaign_check(
     """
     errors: dict[str, list[str]] = {}
     if not _plain_text(name) or not name.strip() or len(name) > MAX_NAME_CHARS:
-        errors["name"] = [f"required, at most {MAX_NAME_CHARS} characters"]
+        errors["name"] = [_("required, at most %(limit)d characters") % {"limit": MAX_NAME_CHARS}]
     else:
         clashes = Campaign.objects.filter(name__iexact=name.strip())
         if campaign is not None:
             clashes = clashes.exclude(pk=campaign.pk)
         if clashes.exists():
-            errors["name"] = [f"a campaign named {name.strip()!r} already exists"]
+            errors["name"] = [_("a campaign named %(name)r already exists") % {"name": name.strip()}]
     if not _whole_number(overlap, 1, MAX_OVERLAP):
-        errors["overlap"] = [f"a whole number from 1 to {MAX_OVERLAP}"]
+        errors["overlap"] = [_("a whole number from 1 to %(limit)d") % {"limit": MAX_OVERLAP}]
     if not _whole_number(lease_minutes, 1, MAX_LEASE_MINUTES):
-        errors["lease_minutes"] = [f"a whole number of minutes from 1 to {MAX_LEASE_MINUTES}"]
+        errors["lease_minutes"] = [_("a whole number of minutes from 1 to %(limit)d") % {"limit": MAX_LEASE_MINUTES}]
     if (
         not isinstance(flag_vocabulary, list)
         or len(flag_vocabulary) > MAX_FLAGS
         or not all(_plain_text(flag) and 0 < len(flag) <= FLAG_RE_MAX for flag in flag_vocabulary)
         or len(set(flag_vocabulary)) != len(flag_vocabulary)
     ):
-        errors["flag_vocabulary"] = [f"a list of at most {MAX_FLAGS} distinct names of 1–{FLAG_RE_MAX} characters"]
+        errors["flag_vocabulary"] = [_("a list of at most %(count)d distinct names of 1–%(length)d characters")
+                                     % {"count": MAX_FLAGS, "length": FLAG_RE_MAX}]
     if status not in Campaign.Status.values:
-        errors["status"] = [f"one of {', '.join(Campaign.Status.values)}"]
+        errors["status"] = [_("one of %(choices)s") % {"choices": ", ".join(Campaign.Status.values)}]
     if not _plain_text(guidelines) or len(guidelines) > MAX_GUIDELINES_CHARS:
-        errors["guidelines"] = [f"Markdown text of at most {MAX_GUIDELINES_CHARS} characters"]
+        errors["guidelines"] = [_("Markdown text of at most %(limit)d characters") % {"limit": MAX_GUIDELINES_CHARS}]
     errors.update(quality_settings_check(**{
         name: quality.get(name, getattr(campaign, name) if campaign is not None else QUALITY_DEFAULTS[name])
         for name in QUALITY_SETTINGS
@@ -100,7 +102,7 @@ def campaign_create(
     errors = campaign_check(name=name, overlap=overlap, lease_minutes=lease_minutes, flag_vocabulary=flags,
                             status=status, guidelines=guidelines, **quality)
     if errors:
-        raise InvalidInput("invalid campaign", field_errors=errors)
+        raise InvalidInput(_("invalid campaign"), field_errors=errors)
     return Campaign.objects.create(
         name=name.strip(),
         overlap=overlap,
@@ -120,7 +122,7 @@ def campaign_update(*, campaign: Campaign, **changes: Any) -> Campaign:
               ("name", "overlap", "lease_minutes", "flag_vocabulary", "status", "guidelines", *QUALITY_SETTINGS)}
     errors = campaign_check(**values, campaign=campaign)
     if errors:
-        raise InvalidInput("invalid campaign", field_errors=errors)
+        raise InvalidInput(_("invalid campaign"), field_errors=errors)
     overlap_changed = values["overlap"] != campaign.overlap
     values["name"] = values["name"].strip()
     for key, value in values.items():

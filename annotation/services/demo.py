@@ -1,5 +1,11 @@
 """The demo that `make run` seeds into an empty database: the feedback languages' campaign, an admin and
-annotators with different language skills. Passwords are random, generated once, kept in var/ (mode 0600)."""
+annotators with different language skills. Passwords are random, generated once, kept in var/ (mode 0600).
+
+The campaign runs with quality control on (docs/campaigns.md), so that a first look shows it at work: besides the
+items to rank (data/demo_items.jsonl), data/demo_checks.jsonl holds hand-written gold items (two per language pair,
+some with a response in the wrong language that must be flagged) and qualification sets (three items per gated
+pair) in pairs that every demo annotator can take.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,14 @@ GUIDELINES = """\
 Skip an item when you cannot judge it; say why.
 """
 
+# Quality control in the demo: the campaign defaults (services/quality.py) are for a real campaign of thousands of
+# items, where gold_rate 0 means "no gold" and 10 gold items come before any verdict. A demo annotator judges about
+# 80 × 2 / 9 ≈ 18 items, so one in five is gold (≈ 3–4, as many as their pairs have) and a verdict comes after the
+# 2 gold items of a pair: 2 of 2 right is ok, 1 of 2 (50 %) warned, 0 of 2 excluded. Qualification: 2 of the 3
+# items of a gated pair right (0.6) opens it.
+DEMO_QUALITY = {"gold_rate": 0.2, "gold_min_seen": 2, "gold_warn_below": 0.7, "gold_exclude_below": 0.5,
+                "qualification_pass_mark": 0.6}
+
 
 @dataclass(frozen=True)
 class DemoLogin:
@@ -79,9 +93,11 @@ def demo_seed(*, var_dir: Path) -> list[DemoLogin]:
         skills = f"native {', '.join(native)}; reads {', '.join(reads)}"
         logins.append(DemoLogin(username, password, "annotator", skills))
     admin = user_model.objects.get(username="admin")
-    campaign = campaign_create(name=DEMO_CAMPAIGN, created_by=admin, overlap=2, guidelines=GUIDELINES)
-    with (DATA / "demo_items.jsonl").open("rb") as source:
-        items_import(campaign=campaign, source=source)
+    campaign = campaign_create(name=DEMO_CAMPAIGN, created_by=admin, overlap=2, guidelines=GUIDELINES,
+                               **DEMO_QUALITY)
+    for name in ("demo_items.jsonl", "demo_checks.jsonl"):
+        with (DATA / name).open("rb") as source:
+            items_import(campaign=campaign, source=source)
     _write_logins(var_dir, logins)
     return logins
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotation.export.adjudicated import adjudicated_pairs, pair_weight
 from annotation.export.agreement import AlphaAccumulator
@@ -51,34 +52,35 @@ def _check_filters(filters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, l
     errors: dict[str, list[str]] = {}
     clean = dict(filters)
     if filters["kind"] not in Export.Kind.values:
-        errors["kind"] = [f"one of {', '.join(Export.Kind.values)}"]
+        errors["kind"] = [_("one of %(choices)s") % {"choices": ", ".join(Export.Kind.values)}]
     if filters["format"] not in Export.Format.values:
-        errors["format"] = [f"one of {', '.join(Export.Format.values)}"]
+        errors["format"] = [_("one of %(choices)s") % {"choices": ", ".join(Export.Format.values)}]
     if filters["pairs"] not in PAIR_MODES:
-        errors["pairs"] = [f"one of {', '.join(PAIR_MODES)}"]
+        errors["pairs"] = [_("one of %(choices)s") % {"choices": ", ".join(PAIR_MODES)}]
     value = filters["min_judgments"]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
-        errors["min_judgments"] = ["a whole number from 1 to 20"]
+        errors["min_judgments"] = [_("a whole number from 1 to %(limit)d") % {"limit": 20}]
     value = filters["min_agreement"]
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        errors["min_agreement"] = ["a number from 0 to 1 (the least vote margin of a pair)"]
+        errors["min_agreement"] = [_("a number from 0 to 1 (the least vote margin of a pair)")]
     value = filters["test_fraction"]
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        errors["test_fraction"] = ["a number from 0 (no test split) to below 1"]
+        errors["test_fraction"] = [_("a number from 0 (no test split) to below 1")]
     value = filters["seed"]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        errors["seed"] = ["a whole number from 0 to 2147483647"]
+        errors["seed"] = [_("a whole number from 0 to %(limit)d") % {"limit": 2**31 - 1}]
     if not isinstance(filters.get("weights", False), bool):
-        errors["weights"] = ["true or false"]
+        errors["weights"] = [_("true or false")]
     elif filters.get("weights") and filters["kind"] == Export.Kind.SFT:
-        errors["weights"] = ["weights are per preference pair: ask for them with kind preference"]
+        errors["weights"] = [_("weights are per preference pair: ask for them with kind preference")]
     languages = filters["languages"] or []
     if not isinstance(languages, list) or not all(isinstance(code, str) for code in languages):
-        errors["languages"] = ["a list of response language codes"]
+        errors["languages"] = [_("a list of response language codes")]
     else:
         unknown = [code for code in languages if normalize_language_code(code) is None]
         if unknown:
-            errors["languages"] = [f"unknown language(s): {', '.join(code[:40] for code in unknown)}"]
+            errors["languages"] = [_("unknown language(s): %(codes)s")
+                                   % {"codes": ", ".join(code[:40] for code in unknown)}]
         clean["languages"] = sorted({normalize_language_code(code) for code in languages} - {None})
     return clean, errors
 
@@ -113,13 +115,16 @@ def export_create(
         "weights": weights,
     })
     if errors:
-        raise InvalidInput("invalid export settings", field_errors=errors)
+        raise InvalidInput(_("invalid export settings"), field_errors=errors)
     matched = _matching_items(campaign, languages=filters["languages"], min_judgments=filters["min_judgments"])
     if not matched.exists():
-        where = f" with response language {', '.join(filters['languages'])}" if filters["languages"] else ""
+        values = {"name": campaign.name, "count": filters["min_judgments"],
+                  "languages": ", ".join(filters["languages"])}
         raise InvalidInput(
-            f"no item of campaign {campaign.name!r}{where} has {filters['min_judgments']} or more judgments yet; "
-            "lower min_judgments or wait for more judgments",
+            (_("no item of campaign %(name)r with response language %(languages)s has %(count)d or more judgments "
+               "yet; lower min_judgments or wait for more judgments") if filters["languages"] else
+             _("no item of campaign %(name)r has %(count)d or more judgments yet; lower min_judgments or wait for "
+               "more judgments")) % values,
             field="min_judgments",
         )
     export = Export.objects.create(
@@ -145,8 +150,8 @@ def export_retry(*, export: Export) -> Export:
         status=JobStatus.QUEUED, error="", progress_done=0, finished_at=None
     )
     if not updated:
-        raise Conflict(f"export {export.pk} is {export.get_status_display()}: only failed or cancelled exports "
-                       "can be retried")
+        raise Conflict(_("export %(export)d is %(status)s: only failed or cancelled exports can be retried")
+                       % {"export": export.pk, "status": export.get_status_display()})
     export.refresh_from_db()
     export_enqueue(export)
     return export

@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotation import sql
 from annotation.models import Item, Judgment
@@ -63,39 +64,45 @@ def check_ranking(
     known = {str(response_id) for response_id in response_ids}
     clean_ranks: dict[str, int] = {}
     if not isinstance(ranks, dict) or not ranks:
-        errors["ranks"] = ['expected an object {"<response id>": rank}, with a rank for every response']
+        errors["ranks"] = [_('expected an object {"<response id>": rank}, with a rank for every response')]
     elif len(ranks) > len(known):
         errors["ranks"] = [_too_many_keys(len(ranks), len(known))]
     else:
         for key, rank in ranks.items():
             if str(key) not in known:
-                errors.setdefault("ranks", []).append(f"{_quoted(key)} is not a response of this item")
+                errors.setdefault("ranks", []).append(_not_a_response(key))
             elif isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(response_ids):
                 errors.setdefault("ranks", []).append(
-                    f"response {key}: rank must be a whole number from 1 to {len(response_ids)}"
+                    _("response %(response)s: rank must be a whole number from 1 to %(count)d")
+                    % {"response": key, "count": len(response_ids)}
                 )
             else:
                 clean_ranks[str(key)] = rank
         missing = sorted(known - {str(key) for key in ranks}, key=int)
         if missing:
-            errors.setdefault("ranks", []).append(f"no rank for response(s) {', '.join(missing)}")
+            errors.setdefault("ranks", []).append(_("no rank for response(s) %(responses)s")
+                                                  % {"responses": ", ".join(missing)})
     clean_flags: dict[str, list[str]] = {}
     if flags not in (None, {}):
         if not isinstance(flags, dict):
-            errors["flags"] = ['expected an object {"<response id>": ["wrong_language", ...]}']
+            errors["flags"] = [_('expected an object {"<response id>": ["wrong_language", ...]}')]
         elif len(flags) > len(known):
             errors["flags"] = [_too_many_keys(len(flags), len(known))]
         else:
             for key, names in flags.items():
                 if str(key) not in known:
-                    errors.setdefault("flags", []).append(f"{_quoted(key)} is not a response of this item")
+                    errors.setdefault("flags", []).append(_not_a_response(key))
                 elif not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-                    errors.setdefault("flags", []).append(f"response {key}: expected a list of flag names")
+                    errors.setdefault("flags", []).append(
+                        _("response %(response)s: expected a list of flag names") % {"response": key})
                 elif unknown := sorted(set(names) - set(vocabulary)):
                     shown = ", ".join(_quoted(name, quote=False) for name in unknown[:MAX_QUOTED_NAMES])
-                    more = f" and {len(unknown) - MAX_QUOTED_NAMES} more" if len(unknown) > MAX_QUOTED_NAMES else ""
+                    if len(unknown) > MAX_QUOTED_NAMES:
+                        shown = _("%(names)s and %(count)d more") % {"names": shown,
+                                                                     "count": len(unknown) - MAX_QUOTED_NAMES}
                     errors.setdefault("flags", []).append(
-                        f"response {key}: unknown flag(s) {shown}{more}; allowed: {', '.join(vocabulary)}"
+                        _("response %(response)s: unknown flag(s) %(names)s; allowed: %(allowed)s")
+                        % {"response": key, "names": shown, "allowed": ", ".join(vocabulary)}
                     )
                 elif names:
                     clean_flags[str(key)] = sorted(set(names))
@@ -103,37 +110,43 @@ def check_ranking(
 
 
 def _too_many_keys(sent: int, responses: int) -> str:
-    return (f"{sent} keys sent, but this item has {responses} responses: send one entry per response id, keyed by "
-            "the ids that `next` returned")
+    return (_("%(sent)d keys sent, but this item has %(responses)d responses: send one entry per response id, keyed "
+              "by the ids that `next` returned") % {"sent": sent, "responses": responses})
+
+
+def _not_a_response(key: Any) -> str:
+    return _("%(key)s is not a response of this item") % {"key": _quoted(key)}
 
 
 def _quoted(value: Any, *, quote: bool = True) -> str:
     text = str(value)
     if len(text) > MAX_QUOTED_CHARS:
-        text = f"{text[:MAX_QUOTED_CHARS]}… ({len(text)} characters)"
+        text = _("%(start)s… (%(length)d characters)") % {"start": text[:MAX_QUOTED_CHARS], "length": len(text)}
     return repr(text) if quote else text
 
 
 def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
-        errors["comment"] = [f"expected text of at most {MAX_COMMENT_CHARS} characters"]
+        errors["comment"] = [_("expected text of at most %(limit)d characters") % {"limit": MAX_COMMENT_CHARS}]
     elif "\x00" in comment:
-        errors["comment"] = ["contains a NUL character"]
+        errors["comment"] = [_("contains a NUL character")]
     if seconds_spent is not None and (
         isinstance(seconds_spent, bool) or not isinstance(seconds_spent, int) or not 0 <= seconds_spent <= MAX_SECONDS
     ):
-        errors["seconds_spent"] = [f"expected a whole number of seconds from 0 to {MAX_SECONDS}"]
+        errors["seconds_spent"] = [_("expected a whole number of seconds from 0 to %(limit)d")
+                                   % {"limit": MAX_SECONDS}]
     if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
-        errors["idempotency_key"] = ["required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)"]
+        errors["idempotency_key"] = [_("required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)")]
     return errors
 
 
 def judgment_check_size(*, body_bytes: int) -> None:
     """Refuse a judgment by its size alone, before a byte of it is parsed (MAX_BODY_BYTES says why this is ample)."""
     if body_bytes > MAX_BODY_BYTES:
-        raise InvalidInput(f"the request body is {body_bytes} bytes; a judgment is at most {MAX_BODY_BYTES} bytes "
-                           f"(a comment of at most {MAX_COMMENT_CHARS} characters, one rank per response)",
+        raise InvalidInput(_("the request body is %(size)d bytes; a judgment is at most %(limit)d bytes (a comment of "
+                             "at most %(comment)d characters, one rank per response)")
+                           % {"size": body_bytes, "limit": MAX_BODY_BYTES, "comment": MAX_COMMENT_CHARS},
                            field="body")
 
 
@@ -157,7 +170,7 @@ def judgment_submit(
         return replay
     item = item_judgeable_by(annotator, item_id)
     if item is None:
-        raise NotFound("no such item, or it is not one you can judge")
+        raise NotFound(_("no such item, or it is not one you can judge"))
     response_ids = sql.response_ids(item.pk)
     clean_ranks, clean_flags, rank_errors = check_ranking(
         response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
@@ -166,8 +179,8 @@ def judgment_submit(
     if errors:
         raise _invalid(errors)
     if not item.campaign.accepts_judgments:
-        raise Conflict(f"campaign {item.campaign.name!r} is {item.campaign.get_status_display()}: judgments are "
-                       "not accepted now")
+        raise Conflict(_("campaign %(name)r is %(status)s: judgments are not accepted now")
+                       % {"name": item.campaign.name, "status": item.campaign.get_status_display()})
     fields = {"ranks": clean_ranks, "flags": clean_flags, "comment": (comment or "").strip()}
     try:
         with transaction.atomic():
@@ -177,7 +190,8 @@ def judgment_submit(
         replay = _replay(annotator, idempotency_key, item_id)
         if replay is not None:
             return replay
-        raise Conflict("another submission for this item arrived at the same moment; reload and try again") from None
+        raise Conflict(_("another submission for this item arrived at the same moment; reload and try "
+                         "again")) from None
 
 
 def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
@@ -185,7 +199,7 @@ def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
     if previous is None:
         return None
     if previous[1] != item_id:
-        raise InvalidInput("this idempotency key was already used for another item", field="idempotency_key")
+        raise InvalidInput(_("this idempotency key was already used for another item"), field="idempotency_key")
     return SubmitResult(Judgment.objects.get(pk=previous[0]), Outcome.REPLAYED)
 
 
@@ -219,12 +233,13 @@ def _take_place(item: Item, annotator) -> None:
     """Turn the annotator's lease into a judgment, or take a free place; 409 when the item filled up meanwhile."""
     held = sql.delete_lease(item_id=item.pk, annotator_id=annotator.pk)
     if not sql.take_judgment_place(item.pk, held_lease=bool(held)):
-        raise Conflict(
+        raise Conflict(_(
             "this item received all the judgments it needed while you were working on it (your lease had "
             "expired); your ranking was not stored — please continue with the next item"
-        )
+        ))
 
 
 def _invalid(errors: dict[str, list[str]]) -> InvalidInput:
+    # Field names stay as the API spells them; the messages are in the reader's language.
     summary = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
     return InvalidInput(summary, field_errors=errors)

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from annotation.gold import EXCLUDED, Thresholds, by_position, gold_correct, qualification_passed, standing_state
 from annotation.models import (
@@ -60,20 +61,22 @@ def quality_settings_check(**values: Any) -> dict[str, list[str]]:
     """The rules about a campaign's gold and qualification settings, as errors by field ({} when valid)."""
     errors: dict[str, list[str]] = {}
     if not _share(values["gold_rate"], MAX_GOLD_RATE):
-        errors["gold_rate"] = [f"a share from 0 (no gold items) to {MAX_GOLD_RATE}, e.g. 0.05 for one item in 20"]
+        errors["gold_rate"] = [_("a share from 0 (no gold items) to %(limit)s, e.g. 0.05 for one item in 20")
+                               % {"limit": MAX_GOLD_RATE}]
     for name in ("gold_warn_below", "gold_exclude_below", "qualification_pass_mark"):
         if not _share(values[name]):
-            errors[name] = ["a share of correct answers from 0 to 1, e.g. 0.7"]
+            errors[name] = [_("a share of correct answers from 0 to 1, e.g. 0.7")]
     if "gold_warn_below" not in errors and "gold_exclude_below" not in errors and (
         values["gold_exclude_below"] > values["gold_warn_below"]
     ):
         errors["gold_exclude_below"] = [
-            f"at most the warning threshold gold_warn_below ({values['gold_warn_below']}): an annotator is warned "
-            "before being excluded"
+            _("at most the warning threshold gold_warn_below (%(warn)s): an annotator is warned before being "
+              "excluded") % {"warn": values["gold_warn_below"]}
         ]
     minimum = values["gold_min_seen"]
     if isinstance(minimum, bool) or not isinstance(minimum, int) or not 1 <= minimum <= MAX_GOLD_MIN_SEEN:
-        errors["gold_min_seen"] = [f"a whole number of gold items from 1 to {MAX_GOLD_MIN_SEEN}"]
+        errors["gold_min_seen"] = [_("a whole number of gold items from 1 to %(limit)d")
+                                   % {"limit": MAX_GOLD_MIN_SEEN}]
     return errors
 
 
@@ -114,7 +117,7 @@ def gold_judged(*, item: Item, annotator_id: int) -> None:
         _qualification_judged(campaign, annotator_id, pair)
         return
     seen, correct = gold_record(campaign_id=campaign.pk, annotator_id=annotator_id, pair=pair, kind=Item.Kind.GOLD)
-    standing, _ = AnnotatorStanding.objects.get_or_create(
+    standing, _created = AnnotatorStanding.objects.get_or_create(
         campaign=campaign, annotator_id=annotator_id, prompt_language_id=pair[0], response_language_id=pair[1]
     )
     thresholds = Thresholds(min_seen=campaign.gold_min_seen, warn_below=campaign.gold_warn_below,
@@ -182,19 +185,19 @@ def exclusion_check(*, campaign: Campaign, user: Any, reason: Any,
     errors: dict[str, list[str]] = {}
     annotator = _user_named(user)
     if annotator is None:
-        errors["user"] = [f"no user {str(user)[:40]!r}: give the user's id or username"]
+        errors["user"] = [_("no user %(user)r: give the user's id or username") % {"user": str(user)[:40]}]
     elif not Judgment.objects.filter(item__campaign=campaign, annotator=annotator).exists():
-        errors["user"] = [f"{annotator.get_username()!r} has no judgment in campaign {campaign.name!r}: there is "
-                          "nothing of theirs to exclude"]
+        errors["user"] = [_("%(user)r has no judgment in campaign %(campaign)r: there is nothing of theirs to exclude")
+                          % {"user": annotator.get_username(), "campaign": campaign.name}]
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
-        errors["reason"] = [f"required: why, in at most {MAX_REASON_CHARS} characters (kept with the exclusion and "
-                            "named in the exports it applies to)"]
+        errors["reason"] = [_("required: why, in at most %(limit)d characters (kept with the exclusion and named in "
+                              "the exports it applies to)") % {"limit": MAX_REASON_CHARS}]
     moment = None
     if since not in (None, ""):
         moment = _moment(since)
         if moment is None:
-            errors["since"] = ["a date (2026-03-01) or an ISO 8601 date-time (2026-03-01T09:00:00Z); leave it out to "
-                               "exclude every judgment"]
+            errors["since"] = [_("a date (2026-03-01) or an ISO 8601 date-time (2026-03-01T09:00:00Z); leave it out "
+                                 "to exclude every judgment")]
     return annotator, moment, errors
 
 
@@ -205,7 +208,7 @@ def exclusion_create(*, campaign: Campaign, user: Any, reason: Any, since: Any =
     no more items of it. A second exclusion of the same annotator replaces the first. Returns (exclusion, created)."""
     annotator, moment, errors = exclusion_check(campaign=campaign, user=user, reason=reason, since=since)
     if errors:
-        raise InvalidInput("invalid exclusion; nothing was stored", field_errors=errors)
+        raise InvalidInput(_("invalid exclusion; nothing was stored"), field_errors=errors)
     return Exclusion.objects.update_or_create(
         campaign=campaign, annotator=annotator,
         defaults={"reason": reason.strip(), "since": moment, "created_at": timezone.now(),
@@ -228,18 +231,18 @@ def adjudication_record(*, item: Item, reviewer: AbstractBaseUser, ranks: Any, w
     from annotation.services.judgments import check_ranking
 
     if item.kind != Item.Kind.TASK:
-        raise InvalidInput(f"item {item.external_id!r} is a {item.kind} item: its answer is known, nothing to "
-                           "adjudicate", field="item")
+        raise InvalidInput(_("item %(item)r is a %(kind)s item: its answer is known, nothing to adjudicate")
+                           % {"item": item.external_id, "kind": item.kind}, field="item")
     response_ids = list(Response.objects.filter(item=item).values_list("id", flat=True))
     clean_ranks, _flags, errors = check_ranking(response_ids, ranks, None, [])
     known = {str(response_id) for response_id in response_ids}
     wrong = sorted({str(value) for value in wrong_language or ()}, key=lambda value: (len(value), value))
     if not all(value in known for value in wrong):
-        errors["wrong_language"] = ["only responses of this item can be marked as in the wrong language"]
+        errors["wrong_language"] = [_("only responses of this item can be marked as in the wrong language")]
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
-        errors["note"] = [f"text of at most {MAX_NOTE_CHARS} characters"]
+        errors["note"] = [_("text of at most %(limit)d characters") % {"limit": MAX_NOTE_CHARS}]
     if errors:
-        raise InvalidInput("invalid final ranking; nothing was stored", field_errors=errors)
+        raise InvalidInput(_("invalid final ranking; nothing was stored"), field_errors=errors)
     now = timezone.now()
     adjudication, _created = Adjudication.objects.update_or_create(
         item=item, defaults={"ranks": clean_ranks, "wrong_language": [int(value) for value in wrong],

@@ -1,7 +1,8 @@
-"""The demo dataset that `make run` seeds: annotation/data/demo_items.jsonl (+ demo_offtarget.json).
+"""The demo dataset that `make run` seeds: annotation/data/demo_items.jsonl (+ demo_offtarget.json), and the gold
+and qualification items of annotation/data/demo_checks.jsonl.
 
-Pure checks on the files themselves (stdlib + pytest, no database), so a broken demo line is caught before
-the import service ever sees it.
+Mostly pure checks on the files themselves (stdlib + pytest, no database), so a broken demo line is caught before
+the import service ever sees it; the last tests seed the demo and walk its annotators through the checks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "annotation" / "data"
 ITEMS_PATH = DATA_DIR / "demo_items.jsonl"
+CHECKS_PATH = DATA_DIR / "demo_checks.jsonl"
 OFFTARGET_PATH = DATA_DIR / "demo_offtarget.json"
 
 ALLOWED_LANGUAGES = {
@@ -208,3 +210,132 @@ def test_xss_item_present_verbatim(by_id):
     assert "pivot" not in item
     assert XSS_SNIPPET in item["prompt"]["text"]
     assert {r["language"] for r in item["responses"]} == {"ar"}
+
+
+# --- gold and qualification items (demo_checks.jsonl) -------------------------------------------------------------
+
+CHECK_ID_RE = re.compile(r"^demo-(gold|qual)-(\d{2})-([A-Za-z-]+)$")
+
+
+@pytest.fixture(scope="module")
+def checks() -> list[dict]:
+    with CHECKS_PATH.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _can_take(native: list[str], reads: list[str], item: dict) -> bool:
+    # The leasing rule (annotation/sql.py candidate_ids): responses in a native language, and the prompt or its
+    # pivot in a language the annotator reads.
+    readable = {*native, *reads}
+    return _pair(item)[1] in native and bool(
+        {item["prompt"]["language"], item.get("pivot", {}).get("language")} & readable)
+
+
+def test_the_checks_are_gold_and_qualification_items_with_answers_that_fit(checks):
+    kinds = Counter("qualification" if item.get("qualification") else "gold" for item in checks)
+    assert kinds["gold"] >= 10 and kinds["qualification"] >= 10, kinds
+    for item in checks:
+        match = CHECK_ID_RE.match(item["external_id"])
+        assert match and match.group(3) == "-".join(_pair(item)), item["external_id"]
+        assert (match.group(1) == "qual") == bool(item.get("qualification")), item["external_id"]
+        assert ("pivot" in item) == (item["prompt"]["language"] != "en"), item["external_id"]
+        gold = item["gold"]
+        positions = range(len(item["responses"]))
+        assert gold["best"] and all(index in positions for index in gold["best"]), item["external_id"]
+        assert all(index in positions and index not in gold["best"] for index in gold.get("wrong_language", []))
+        assert len({response["language"] for response in item["responses"]}) == 1, item["external_id"]
+        assert all(code in ALLOWED_LANGUAGES for code in _pair(item)), item["external_id"]
+    # Responses in the wrong language, to be flagged, in several pairs.
+    assert len({_pair(item) for item in checks if item["gold"].get("wrong_language")}) >= 4
+
+
+def test_every_demo_annotator_meets_gold_items_and_a_qualification_set(checks):
+    from annotation.services.demo import DEMO_ANNOTATORS, DEMO_QUALITY
+
+    gold_pairs = Counter(_pair(item) for item in checks if not item.get("qualification"))
+    qualification_pairs = Counter(_pair(item) for item in checks if item.get("qualification"))
+    # A verdict needs gold_min_seen gold items of one pair; a qualification set needs more than one item to
+    # have a pass mark below 100 %.
+    assert min(gold_pairs.values()) >= DEMO_QUALITY["gold_min_seen"], gold_pairs
+    assert min(qualification_pairs.values()) >= 3, qualification_pairs
+    for username, native, reads in DEMO_ANNOTATORS:
+        theirs = [item for item in checks if _can_take(native, reads, item)]
+        assert any(not item.get("qualification") for item in theirs), f"{username} meets no gold item"
+        assert any(item.get("qualification") for item in theirs), f"{username} meets no qualification set"
+
+
+def _answer(user, item, *, right: bool) -> None:
+    """Rank the gold's best response first (and flag the wrong-language ones), or last with no flags."""
+    from annotation.services.judgments import judgment_submit
+
+    ids = [str(pk) for pk in item.responses.order_by("position").values_list("id", flat=True)]
+    best = set(item.gold["best"])
+    order = sorted(range(len(ids)), key=lambda position: (position not in best) == right)
+    ranks = {ids[position]: rank for rank, position in enumerate(order, start=1)}
+    flags = {ids[position]: ["wrong_language"] for position in item.gold.get("wrong_language", [])} if right else {}
+    judgment_submit(annotator=user, item_id=item.id, ranks=ranks, flags=flags, idempotency_key=f"{user.pk}-{item.pk}")
+
+
+@pytest.fixture
+def demo(db, tmp_path, monkeypatch):
+    """The seeded demo, with the gold draw always won (gold_rate is a chance; the test needs the outcome)."""
+    from annotation.models import Campaign
+    from annotation.services import assignment
+    from annotation.services.demo import demo_seed
+
+    demo_seed(var_dir=tmp_path)
+    monkeypatch.setattr(assignment.random, "random", lambda: 0.0)
+    return Campaign.objects.get()
+
+
+def test_the_seeded_demo_campaign_runs_with_gold_and_qualification(demo):
+    from annotation.models import Item
+    from annotation.services.demo import DEMO_QUALITY
+
+    assert {name: getattr(demo, name) for name in DEMO_QUALITY} == DEMO_QUALITY
+    assert demo.items.filter(kind=Item.Kind.GOLD).count() >= 10
+    assert len(demo.qualification_pairs) >= 5, demo.qualification_pairs
+
+
+def test_each_demo_annotator_qualifies_first_and_then_meets_gold_items(demo):
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import Item, QualificationResult
+    from annotation.services.assignment import lease_next
+    from annotation.services.demo import DEMO_ANNOTATORS
+
+    for username, _native, _reads in DEMO_ANNOTATORS:
+        user = get_user_model().objects.get(username=username)
+        kinds = []
+        while True:
+            item = Item.objects.get(pk=lease_next(campaign=demo, annotator=user).item_id)
+            kinds.append(item.kind)
+            if item.kind != Item.Kind.QUALIFICATION:
+                break
+            _answer(user, item, right=True)
+        assert kinds[0] == Item.Kind.QUALIFICATION and len(kinds) >= 4, (username, kinds)
+        results = QualificationResult.objects.filter(campaign=demo, annotator=user)
+        assert results and all(result.passed for result in results), username
+        assert kinds[-1] == Item.Kind.GOLD, (username, kinds)
+
+
+@pytest.mark.parametrize(("first_right", "state"), [(True, "warned"), (False, "excluded")])
+def test_a_careless_demo_annotator_is_warned_or_excluded_by_the_gold_of_a_pair(demo, first_right, state):
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import AnnotatorStanding, Item
+    from annotation.services.assignment import lease_next
+
+    user = get_user_model().objects.get(username="karthik")  # his only pair with gold (and qualification): ru→hi
+    gold_judged = []
+    item = Item.objects.get(pk=lease_next(campaign=demo, annotator=user).item_id)
+    while item.kind != Item.Kind.TASK:
+        # Qualification right; then the first gold item as the parameter says, the second wrong.
+        gold = item.kind == Item.Kind.GOLD
+        _answer(user, item, right=not gold or (first_right and not gold_judged))
+        gold_judged += [item.external_id] if gold else []
+        item = Item.objects.get(pk=lease_next(campaign=demo, annotator=user).item_id)
+    assert sorted(gold_judged) == ["demo-gold-09-ru-hi", "demo-gold-10-ru-hi"]
+    standing = AnnotatorStanding.objects.get(campaign=demo, annotator=user)
+    assert (standing.prompt_language_id, standing.response_language_id) == ("ru", "hi")
+    assert (standing.gold_seen, standing.state) == (2, state), standing.state_reason
