@@ -27,6 +27,7 @@ BENCHES = {
     "import": ("import_bench.py", [], ["--items", "20000", "--annotators", "8"]),
     "training": ("training_bench.py", [], []),
     "evaluation": ("evaluation_bench.py", [], []),
+    "generation": ("generation_bench.py", [], ["--prompts", "32", "--batch-sizes", "32"]),
     "langid": ("langid_bench.py", [], []),
     "gpu_pipeline": ("gpu_pipeline_check.py", [], []),
     "gpu_training": ("gpu_training_bench.py", [], ["--steps", "8"]),
@@ -89,6 +90,11 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
         return (f"GPU {line['kind']}{' + Liger' if line['liger'] else ''} {line['batch_size']}x{line['seq_len']}",
                 f"{line['tokens_per_s']:,} tokens/s, {line['model_tflops_per_s']} TFLOP/s on {line['device']}",
                 "peak bf16 of the card", f"MFU {line['mfu']}", "-")
+    if kind == "generation":
+        return (f"generation job backend, tiny model, CPU, batch {line['batch_size']} ({line['prompts']} prompts)",
+                f"{line['backend_tokens_per_s']:,} tokens/s, {line['backend_prompts_per_s']} prompts/s",
+                f"one-at-a-time generate: {line['one_at_a_time_tokens_per_s']:,} tokens/s", f"{line['ratio']}x",
+                f">= {line['target_ratio']}x")
     if kind == "langid":
         coverage = "-" if line["coverage"] is None else f"{line['coverage']:.1%}"
         accuracy = "-" if line["accuracy"] is None else f"{line['accuracy']:.1%}"

@@ -38,7 +38,7 @@ def require_admin_permissions(request: HttpRequest, *permissions: str) -> None:
     if not user_may(request.user, *permissions):
         raise PermissionDenied(
             _("This page needs the permission %(permissions)s. Ask an administrator to give it to your account, "
-              "or to add your account to the group \u201c%(group)s\u201d.")
+              "or to add your account to the group “%(group)s”.")
             % {"permissions": ", ".join(permissions), "group": ADMIN_GROUP}
         )
 

@@ -245,6 +245,11 @@ CROSSFEED_ACCELERATOR_QUEUES = envlist("CROSSFEED_ACCELERATOR_QUEUES", ["trainin
 # Hosts (host or host:port) that generation endpoints may be sent requests to; nothing else is ever contacted
 # (docs/generation.md). Empty: no endpoint can be used.
 CROSSFEED_GENERATION_ALLOWED_HOSTS = envlist("CROSSFEED_GENERATION_ALLOWED_HOSTS", [])
+# How a generation job runs base models and versions: "transformers" (default), or "vllm" on a GPU host where vLLM is
+# installed (elsewhere the job falls back to transformers and logs it). Sequences per transformers batch (prompts x
+# samples), halved by the backend when the accelerator runs out of memory.
+CROSSFEED_GENERATION_BACKEND = os.environ.get("CROSSFEED_GENERATION_BACKEND", "transformers")
+CROSSFEED_GENERATION_BATCH_SIZE = envint("CROSSFEED_GENERATION_BATCH_SIZE", 32)
 
 CROSSFEED = {
     # Hard limits on imported text, in characters; a longer text is refused with its line and field.

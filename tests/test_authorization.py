@@ -493,6 +493,76 @@ MATRIX += [
 ]
 
 
+# --- rounds (issue 13): the generation pages, Next round, the lineage (page and API) -------------------------------
+
+
+def generation_job(world, **fields):
+    from generation.models import GenerationJob
+
+    return {"job_id": GenerationJob.objects.create(campaign_name="Round", **fields).id}
+
+
+def failed_generation_job(world):
+    return generation_job(world, status=JobStatus.FAILED, error="worker died")
+
+
+def succeeded_run_with_version(world):
+    """A DPO run on the world's campaign that succeeded and registered a version (an adapter folder with its
+    config: all that creating the next round's job checks)."""
+    from training.models import ModelVersion
+
+    run = training_run(world, status=JobStatus.SUCCEEDED, export=export_of(world, status=JobStatus.SUCCEEDED))
+    adapter = model_folder(f"adapter-{run.id}")
+    (adapter / "adapter_config.json").write_text("{}")
+    ModelVersion.objects.create(name=f"fake-dpo-{run.id}", base_model=run.base_model, run=run, kind="dpo",
+                                adapter_path=str(adapter))
+    return {"run_id": run.id}
+
+
+MATRIX += [
+    Row("generation:jobs", "GET", expected={**STAFF_PAGE, "admin": 200}),
+    Row("generation:job_new", "GET", expected={**STAFF_PAGE, "admin": 200}),
+    # An empty form comes back with its errors (400).
+    Row("generation:job_new", "POST", expected={**STAFF_PAGE, "admin": 400}, body=lambda world: {}),
+    Row("generation:job", "GET", generation_job, {**STAFF_PAGE, "admin": 200}),
+    Row("generation:job_status", "GET", generation_job, {**STAFF_PAGE, "admin": 200}),
+    Row("generation:job_cancel", "POST", generation_job, {**STAFF_PAGE, "admin": Redirect("generation:jobs")}),
+    Row("generation:job_retry", "POST", failed_generation_job, {**STAFF_PAGE, "admin": Redirect("generation:jobs")}),
+    Row("generation:next_round", "GET", succeeded_run_with_version, {**STAFF_PAGE, "admin": 200}),
+    Row("generation:next_round", "POST", succeeded_run_with_version,
+        {**STAFF_PAGE, "admin": Redirect("generation:jobs")},
+        body=lambda world: {"samples_per_generator": "1", "off_target": "keep", "languages_per_prompt": "1"}),
+    Row("generation:lineage", "GET", campaign_of, {**STAFF_PAGE, "admin": 200}),
+    Row("api-training-run-next-round", "POST", succeeded_run_with_version, {**ADMIN_ONLY_API, "admin": 201},
+        body=lambda world: {"languages_per_prompt": 1}, format="json"),
+    Row("api-campaign-lineage", "GET", campaign_of, {**ADMIN_ONLY_API, "admin": 200}),
+]
+
+
+# --- generation jobs and endpoints (issue 13): the API --------------------------------------------------------------
+
+
+def new_generation_job(world):
+    return {"generators": [{"base_model": base_model_of(world).id}],
+            "prompts": {"items": [{"external_id": "g1", "text": "Habari?", "language": "sw"}]},
+            "response_languages": ["ta"], "campaign": {"name": "Generated"}}
+
+
+MATRIX += [
+    Row("api-generation-jobs", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-generation-jobs", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=new_generation_job,
+        format="json"),
+    Row("api-generation-job", "GET", generation_job, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-generation-job-cancel", "POST", generation_job, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-generation-job-retry", "POST", failed_generation_job, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-endpoints", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    # No host is allowed here (CROSSFEED_GENERATION_ALLOWED_HOSTS is empty): refused with the reason; what matters is
+    # who gets that far.
+    Row("api-endpoints", "POST", expected={**ADMIN_ONLY_API, "admin": 400},
+        body=lambda world: {"name": "e", "base_url": "http://127.0.0.1:8001/v1", "model": "m"}, format="json"),
+]
+
+
 def _row_id(row: Row) -> str:
     return f"{row.method} {row.name}" + (f" ({row.label})" if row.label else "")
 

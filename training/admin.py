@@ -96,7 +96,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "base_model"]
     list_select_related = ["base_model", "created_by"]
     search_fields = ["id", "base_model__name", "error"]
-    actions = ["cancel_runs", "retry_runs", "retrain_with_newest_export"]
+    actions = ["cancel_runs", "retry_runs", "retrain_with_newest_export", "next_round"]
     change_list_template = "admin/training/trainingrun/change_list.html"
     fields = ["live", "kind", "base_model", "start_version", "export", "sft_export", "sft_file", "status", "stage",
               "progress", "error", "log_tail", "params", "resolved", "num_processes", "seed", "output_dir", "worker",
@@ -140,6 +140,31 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 data = new.export or new.sft_export
                 self.message_user(request, _("Run %(new)d queued like run %(old)d, on %(data)s.")
                                   % {"new": new.id, "old": run.id, "data": data or new.sft_file}, messages.SUCCESS)
+
+    @admin.action(description=_("Next round: generate the next campaign with the trained version"))
+    def next_round(self, request, queryset) -> HttpResponseRedirect | None:
+        """The defaults of generation's next_round_create (docs/generation.md); the run page's "More options" has
+        the others. Imported here, not at the top: training does not depend on the generation app."""
+        from generation.services.rounds import next_round_create
+
+        if not request.user.has_perm("generation.add_generationjob"):
+            self.message_user(request, _("Starting a next round needs the permission generation.add_generationjob."),
+                              messages.ERROR)
+            return None
+        created = []
+        for run in queryset.select_related("base_model", "export__campaign", "sft_export__campaign")[:20]:
+            try:
+                created.append(next_round_create(run=run, created_by=request.user))
+            except CrossfeedError as exc:
+                self.message_user(request, _("Run %(id)d: %(message)s") % {"id": run.id, "message": exc.message},
+                                  messages.ERROR)
+        for job in created:
+            self.message_user(request, _("Run %(run)d: generation job %(job)d queued; it makes the campaign "
+                                         "“%(name)s”.") % {"run": job.training_run_id, "job": job.id,
+                                                           "name": job.campaign_name}, messages.SUCCESS)
+        if len(created) == 1:
+            return HttpResponseRedirect(reverse("generation:job", args=[created[0].id]))
+        return None
 
     def _each(self, request, queryset, service, done) -> None:
         for run in queryset:

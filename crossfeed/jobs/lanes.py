@@ -11,7 +11,8 @@ LANES = (FAST, ACCELERATOR)
 # Run when a lane's worker starts, and again whenever it comes back from a database outage: what a worker that
 # died (SIGKILL, OOM, a crash) left behind on this host is cleaned up before new work is taken.
 RECOVER_AT_START = {
-    ACCELERATOR: ["training.services.runs.training_runs_fail_stale"],
+    ACCELERATOR: ["training.services.runs.training_runs_fail_stale",
+                  "generation.services.jobs.generation_jobs_fail_stale"],
     FAST: [],
 }
 

@@ -61,14 +61,18 @@ def adapter_chain(version: ModelVersion) -> list[ModelVersion]:
 
 
 def model_spec(run: EvaluationRun) -> ModelSpec:
-    adapters = tuple(v.adapter_path for v in adapter_chain(run.model_version)) if run.model_version_id else ()
-    base = run.base_model
-    # A trained version is measured with the template its training recorded (manifest.json), even if the base
+    return spec_for(base_model=run.base_model, model_version=run.model_version if run.model_version_id else None)
+
+
+def spec_for(*, base_model: BaseModel, model_version: ModelVersion | None) -> ModelSpec:
+    """How to load a base model, or a version of it (its adapter chain merged in order); generation uses it too."""
+    adapters = tuple(v.adapter_path for v in adapter_chain(model_version)) if model_version is not None else ()
+    # A trained version is loaded with the template its training recorded (manifest.json), even if the base
     # model's template settings changed since; a bare base model with its settings, by the rule training applies.
-    recorded = (run.model_version.manifest or {}).get("chat_template") if run.model_version_id else None
-    override = recorded["text"] if isinstance(recorded, dict) and recorded.get("text") else base.chat_template
-    return ModelSpec(base_path=base.path, adapters=adapters, chat_template=override,
-                     chat_template_name=base.chat_template_name)
+    recorded = (model_version.manifest or {}).get("chat_template") if model_version is not None else None
+    override = recorded["text"] if isinstance(recorded, dict) and recorded.get("text") else base_model.chat_template
+    return ModelSpec(base_path=base_model.path, adapters=adapters, chat_template=override,
+                     chat_template_name=base_model.chat_template_name)
 
 
 def plan_units(benchmarks: list[Benchmark], languages: list[str], sources: dict[str, str],
