@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "training",
     "evaluation",
     "generation",
+    "instructions",
     "axes",
     "csp",
     # Last: its post_migrate handler fills the "Crossfeed admin" group with the permissions of the apps above.
