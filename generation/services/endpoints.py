@@ -19,6 +19,20 @@ from crossfeed.errors import InvalidInput
 from generation.models import Endpoint
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# Crossfeed's own secrets: an admin must not be able to have the worker send them to an endpoint as its "API key".
+OWN_SECRETS = frozenset({"SECRET_KEY", "DATABASE_URL", "EMAIL_HOST_PASSWORD", "EMAIL_HOST_PASSWORD_FILE",
+                         "EMAIL_HOST_USER"})
+OWN_PREFIXES = ("DJANGO_", "SECRET_KEY")
+
+
+def key_variable_problem(name: str) -> str:
+    """Why `name` cannot hold an endpoint's key ("" when it can)."""
+    if not ENV_NAME_RE.fullmatch(name):
+        return "the name of an environment variable (letters, digits, _), or empty for no key"
+    if name.upper() in OWN_SECRETS or name.upper().startswith(OWN_PREFIXES):
+        return (f"{name} holds one of Crossfeed's own secrets and is never sent to an endpoint: put the endpoint's "
+                "key in a variable of its own (e.g. OPENAI_API_KEY)")
+    return ""
 
 
 def endpoint_check(*, name: Any, base_url: Any, model: Any, api_key_env: Any = "", timeout_seconds: Any = 60.0,
@@ -34,8 +48,10 @@ def endpoint_check(*, name: Any, base_url: Any, model: Any, api_key_env: Any = "
         errors["base_url"] = [url_problem]
     if not isinstance(model, str) or not model.strip() or len(model) > 200:
         errors["model"] = ["required: the model's name at the endpoint (at most 200 characters)"]
-    if not isinstance(api_key_env, str) or (api_key_env and not ENV_NAME_RE.fullmatch(api_key_env)):
+    if not isinstance(api_key_env, str):
         errors["api_key_env"] = ["the name of an environment variable (letters, digits, _), or empty for no key"]
+    elif api_key_env and (problem := key_variable_problem(api_key_env)):
+        errors["api_key_env"] = [problem]
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float) \
             or not math.isfinite(timeout_seconds) or not 1 <= timeout_seconds <= 600:
         errors["timeout_seconds"] = ["seconds per request, from 1 to 600"]

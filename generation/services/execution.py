@@ -256,6 +256,12 @@ def _endpoint_backend(endpoint_id: int, label: str) -> Backend:
         raise JobFailed(f"the endpoint {label!r} was deleted after the job was created")
     api_key = None
     if endpoint.api_key_env:
+        from generation.services.endpoints import key_variable_problem
+
+        # Checked again here: a row written around the checks (a shell, a data migration) must not make the worker
+        # send one of Crossfeed's own secrets to the endpoint.
+        if problem := key_variable_problem(endpoint.api_key_env):
+            raise JobFailed(f"the endpoint {endpoint.name!r}: {problem}")
         api_key = os.environ.get(endpoint.api_key_env)
         if not api_key:
             raise JobFailed(f"the endpoint {endpoint.name!r} needs its key in the environment variable "

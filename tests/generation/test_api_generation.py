@@ -215,6 +215,28 @@ def test_an_admin_registers_an_endpoint_on_an_allowed_host_only(admin_api, setti
     assert Endpoint.objects.count() == 1
 
 
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "EMAIL_HOST_PASSWORD", "DJANGO_SECRET_KEY",
+                                      "database_url"])
+def test_crossfeeds_own_secrets_cannot_be_an_endpoints_key(admin_api, settings, variable):
+    # Before: any variable name was accepted, and the worker sent its value to the endpoint as a Bearer token.
+    settings.CROSSFEED_GENERATION_ALLOWED_HOSTS = ["127.0.0.1:8001"]
+    body = {"name": "leak", "base_url": "http://127.0.0.1:8001/v1", "model": "qwen", "api_key_env": variable}
+    answer = admin_api.post(reverse("api-endpoints"), body, format="json")
+    assert answer.status_code == 400 and "own secrets" in str(answer.json()["api_key_env"])
+    assert not Endpoint.objects.exists()
+
+
+def test_the_worker_refuses_a_secret_key_variable_written_around_the_checks(db, settings, monkeypatch):
+    from generation.services.execution import JobFailed, _endpoint_backend
+
+    settings.CROSSFEED_GENERATION_ALLOWED_HOSTS = ["127.0.0.1:8001"]
+    monkeypatch.setenv("SECRET_KEY", "do-not-send")
+    endpoint = Endpoint.objects.create(name="raw", base_url="http://127.0.0.1:8001/v1", model="m",
+                                       api_key_env="SECRET_KEY")
+    with pytest.raises(JobFailed, match="own secrets"):
+        _endpoint_backend(endpoint.pk, "raw")
+
+
 # --- who may ----------------------------------------------------------------------------------------------------
 
 
