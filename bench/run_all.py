@@ -29,10 +29,10 @@ BENCHES = {
     "evaluation": ("evaluation_bench.py", [], []),
     "generation": ("generation_bench.py", [], ["--prompts", "32", "--batch-sizes", "32"]),
     "langid": ("langid_bench.py", [], []),
-    "gpu_pipeline": ("gpu_pipeline_check.py", [], []),
+    "gpu_check": ("gpu_check.py", [], ["--steps", "12"]),
     "gpu_training": ("gpu_training_bench.py", [], ["--steps", "8"]),
 }
-NEEDS_CUDA = {"gpu_pipeline", "gpu_training"}
+NEEDS_CUDA = {"gpu_check", "gpu_training"}
 
 
 def cuda_available() -> bool:
@@ -82,10 +82,8 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
     if kind == "page_weight":
         return ("annotation page 8 x 20,000 chars", f"{line['partial_kib']} KiB HTML, {line['render_ms']} ms",
                 f"text {line['text_utf8_kib']} KiB", f"{line['overhead_ratio']}x", "-")
-    if kind == "gpu_pipeline":
-        return (f"GPU pipeline {line['stage']} (accelerate single_gpu)",
-                f"exit {line['exit_code']}, {line['manifest_status']}, {line['precision']}, liger "
-                f"{line['liger_kernel']}, loss {line['first_loss']} -> {line['last_loss']}", "", "", "succeeded")
+    if kind == "gpu_check":  # the environment line is in the raw figures only
+        return gpu_check_row(line) if line.get("section") in ("a", "b", "c") else None
     if kind == "gpu_training" and "note" not in line:
         return (f"GPU {line['kind']}{' + Liger' if line['liger'] else ''} {line['batch_size']}x{line['seq_len']}",
                 f"{line['tokens_per_s']:,} tokens/s, {line['model_tflops_per_s']} TFLOP/s on {line['device']}",
@@ -107,6 +105,29 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
         figure = ", ".join(f"{k}={v}" for k, v in line.items() if k not in {"bench", "target"})
         return (kind, figure[:110], "", str(line.get("ratio", "")), str(line.get("target", "")))
     return None
+
+
+def gpu_check_row(line: dict) -> tuple[str, str, str, str, str]:
+    """One row per section of bench/gpu_check.py (docs/benchmarks.md, GPU section)."""
+    name = {"a": "sft.py/dpo.py vs bare TRL", "b": "candidate generation", "c": "evaluation"}[line["section"]]
+    title = f"GPU check {line['section']}: {name} on {line['device']}"
+    if "error" in line or "skipped" in line:
+        problem = f"error: {line['error']}" if "error" in line else f"skipped: {line['skipped']}"
+        return title, problem[:110], "", "", "-"
+    if line["section"] == "a":
+        sft, dpo = line["sft"], line["dpo"]
+        return (title, f"SFT {sft['crossfeed']['tokens_per_s']} tokens/s, DPO {dpo['crossfeed']['tokens_per_s']}",
+                f"bare TRL: SFT {sft['bare_trl']['tokens_per_s']}, DPO {dpo['bare_trl']['tokens_per_s']}",
+                f"SFT {sft['ratio']}x, DPO {dpo['ratio']}x", f">= {sft['target']}x")
+    if line["section"] == "b":
+        runs = ", ".join(f"batch {run['batch_size']}: {run['tokens_per_s']} tokens/s, {run['prompts_per_s']} prompts/s"
+                         for run in line["transformers"])
+        vllm = line["vllm"]
+        other = f"vLLM {vllm['tokens_per_s']} tokens/s" if "tokens_per_s" in vllm else "vLLM not run"
+        return title, f"transformers {runs}", other, str(line.get("vllm_to_transformers", "")), "-"
+    runs = ", ".join(f"batch {gen['batch_size']}: {gen['tokens_per_s']} tokens/s, {score['options_per_s']} options/s"
+                     for gen, score in zip(line["generate"], line["score_options"], strict=True))
+    return title, runs, "", "", "-"
 
 
 def main() -> None:

@@ -14,10 +14,11 @@ def tiny_model_dir(tmp_path_factory):
 # --- Django-side fixtures of the generation jobs' tests (JOBS) ---------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def job_dirs(settings, tmp_path):
     """Jobs' folders (VAR_DIR/generation/) and exports (MEDIA_ROOT) in this test's own folder: rolled-back tests
-    reuse job ids, and a job must never find another test's outputs.jsonl."""
+    reuse job ids, and a job must never find another test's outputs.jsonl (nor another pytest-xdist worker's, which
+    counts job ids from 1 too). Every test here gets it."""
     settings.VAR_DIR = tmp_path / "var"
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.VAR_DIR / "generation"
