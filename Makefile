@@ -36,8 +36,11 @@ run: install
 	$(PY) manage.py build_tiny_model
 	HOST=$(HOST) PORT=$(PORT) bin/serve
 
+# Two pytest-xdist workers (TEST_WORKERS=0: one process): the suite is mostly waiting on SQLite, Chromium and tiny
+# models, so two processes halve its time on two cores. Each worker has its own test database.
+TEST_WORKERS ?= 2
 test: install browser postgres-binaries
-	CROSSFEED_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	CROSSFEED_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: install
 	CROSSFEED_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -m "not e2e and not slow and not postgres" $(PYTEST_ARGS)
