@@ -23,7 +23,8 @@ ADMIN_GROUP = "Crossfeed admin"
 # Every model permission of these apps (axes: to unlock a locked-out person by deleting their attempts), plus what
 # creating annotators through the API needs. Not auth.change_user: with it a member could make themselves a
 # superuser in the admin.
-ADMIN_GROUP_APPS = ("annotation", "training", "evaluation", "generation", "instructions", "apitokens", "axes")
+ADMIN_GROUP_APPS = ("annotation", "training", "evaluation", "generation", "instructions", "translation", "apitokens",
+                    "axes")
 ADMIN_GROUP_EXTRA = ("auth.add_user", "auth.view_user")
 
 

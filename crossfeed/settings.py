@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "evaluation",
     "generation",
     "instructions",
+    "translation",
     "axes",
     "csp",
     # Last: its post_migrate handler fills the "Crossfeed admin" group with the permissions of the apps above.
@@ -236,13 +237,14 @@ SPECTACULAR_SETTINGS = {
 TASKS = {
     "default": {
         "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
-        "QUEUES": ["default", "exports", "imports", "training", "evaluation", "generation"],
+        "QUEUES": ["default", "exports", "imports", "training", "evaluation", "generation", "translation"],
     }
 }
 # Worker lanes (crossfeed/jobs, docs/deploy.md): `manage.py crossfeed_worker --lane accelerator` takes these queues,
 # one task at a time per GPU host; `--lane fast` takes every other queue, so an export never waits behind training.
 # A new queue whose tasks need the GPU (generation, translation) belongs in this default.
-CROSSFEED_ACCELERATOR_QUEUES = envlist("CROSSFEED_ACCELERATOR_QUEUES", ["training", "evaluation", "generation"])
+CROSSFEED_ACCELERATOR_QUEUES = envlist("CROSSFEED_ACCELERATOR_QUEUES",
+                                      ["training", "evaluation", "generation", "translation"])
 # Hosts (host or host:port) that generation endpoints may be sent requests to; nothing else is ever contacted
 # (docs/generation.md). Empty: no endpoint can be used.
 CROSSFEED_GENERATION_ALLOWED_HOSTS = envlist("CROSSFEED_GENERATION_ALLOWED_HOSTS", [])

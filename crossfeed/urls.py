@@ -31,6 +31,8 @@ urlpatterns = [
     path("api/v1/", include("training.api_urls")),
     path("api/v1/", include("evaluation.api_urls")),
     path("api/v1/", include("generation.api_urls")),
+    path("api/v1/", include("instructions.api_urls")),
+    path("api/v1/", include("translation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file (?script), not inline: the CSP runs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -563,6 +563,62 @@ MATRIX += [
 ]
 
 
+# --- instruction sets -------------------------------------------------------------------------------------------
+
+
+def instruction_set_upload(world):
+    return {"file": SimpleUploadedFile("set.jsonl", b'{"instruction": "Say hi.", "output": "Hi!"}\n')}
+
+
+def instruction_set(world):
+    from instructions.services.sets import instruction_set_import
+
+    stored = instruction_set_import(name="Authorization set", source=instruction_set_upload(world)["file"])
+    return {"set_id": stored.id}
+
+
+MATRIX += [
+    Row("api-instruction-sets", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-instruction-sets", "POST", expected={**ADMIN_ONLY_API, "admin": 201}, body=instruction_set_upload,
+        format="multipart"),
+    Row("api-instruction-set", "GET", instruction_set, {**ADMIN_ONLY_API, "admin": 200}),
+]
+
+
+# --- instruction translation (issue 14): translators and translation jobs ------------------------------------------
+
+
+def new_translation_job(world):
+    from translation.models import Translator
+    from translation.services.translators import PROMPT_TEMPLATE
+
+    translator = Translator.objects.create(name="Authorization translator", kind="llm",
+                                           base_model=base_model_of(world), prompt_template=PROMPT_TEMPLATE)
+    return {"languages": ["sw"], "translators": [translator.id]}
+
+
+def translation_job(world, **fields):
+    from instructions.models import InstructionSet
+    from translation.models import TranslationJob
+
+    stored = InstructionSet.objects.get(pk=instruction_set(world)["set_id"])
+    return {"job_id": TranslationJob.objects.create(instruction_set=stored, languages=["sw"], **fields).id}
+
+
+MATRIX += [
+    Row("api-translators", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-translators", "POST", expected={**ADMIN_ONLY_API, "admin": 400},
+        body=lambda world: {"name": "t", "kind": "rule-based"}, format="json"),
+    Row("api-set-translations", "POST", instruction_set, {**ADMIN_ONLY_API, "admin": 201}, body=new_translation_job,
+        format="json"),
+    Row("api-translation-jobs", "GET", expected={**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-translation-job", "GET", translation_job, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-translation-job-cancel", "POST", translation_job, {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-translation-job-retry", "POST", lambda world: translation_job(world, status=JobStatus.FAILED),
+        {**ADMIN_ONLY_API, "admin": 202}),
+]
+
+
 def _row_id(row: Row) -> str:
     return f"{row.method} {row.name}" + (f" ({row.label})" if row.label else "")
 

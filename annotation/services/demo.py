@@ -25,6 +25,7 @@ from annotation.services.people import annotator_create
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEMO_CAMPAIGN = "Demo: cross-lingual feedback"
+DEMO_INSTRUCTION_SET = "Sample instructions"
 
 # (username, native languages, other languages read). Overlapping skills, so that items reach k = 2.
 DEMO_ANNOTATORS = [
@@ -98,8 +99,20 @@ def demo_seed(*, var_dir: Path) -> list[DemoLogin]:
     for name in ("demo_items.jsonl", "demo_checks.jsonl"):
         with (DATA / name).open("rb") as source:
             items_import(campaign=campaign, source=source)
+    _import_sample_instructions(admin)
     _write_logins(var_dir, logins)
     return logins
+
+
+def _import_sample_instructions(admin) -> None:
+    """The hand-written sample instruction set (instructions/data/sample_alpaca.jsonl), for translation jobs."""
+    # Imported here, not at the top: the instructions app depends on annotation, not the other way round.
+    from instructions.services.sets import instruction_set_import
+
+    path = Path(__file__).resolve().parents[2] / "instructions" / "data" / "sample_alpaca.jsonl"
+    with path.open("rb") as source:
+        instruction_set_import(name=DEMO_INSTRUCTION_SET, source=source, language="en", created_by=admin,
+                               source_name=path.name)
 
 
 def _write_logins(var_dir: Path, logins: list[DemoLogin]) -> None:

@@ -12,7 +12,8 @@ LANES = (FAST, ACCELERATOR)
 # died (SIGKILL, OOM, a crash) left behind on this host is cleaned up before new work is taken.
 RECOVER_AT_START = {
     ACCELERATOR: ["training.services.runs.training_runs_fail_stale",
-                  "generation.services.jobs.generation_jobs_fail_stale"],
+                  "generation.services.jobs.generation_jobs_fail_stale",
+                  "translation.services.jobs.translation_jobs_fail_stale"],
     FAST: [],
 }
 

@@ -1,0 +1,128 @@
+"""Scoring every candidate and choosing one per (row, language), and the job's report per language.
+
+A candidate is one translator's translation of every field of a row into one language. Each field is restored
+(segments.restore) and scored with instructions/quality.py's estimate_quality (the back-translation restored too,
+for the round trip); the candidate's score is the fields' mean weighted by their source length, its flags the union
+of theirs, plus `segments_lost` when a protected segment did not come back intact. A candidate is acceptable when
+its translator answered every field, no hard failure was flagged (empty, wrong language or script, a copy of the
+source, truncated) and no segment was lost; choose_best picks among the acceptable ones. A row with none is kept
+with chosen False (the best of what there was, for review), counted as `not_acceptable`, never chosen silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.db import transaction
+
+from instructions.quality import QualityScore, choose_best, estimate_quality
+from instructions.segments import restore
+from translation.models import Translation, TranslationJob
+from translation.services.execution import Plan, request_key, row_fields
+
+SEGMENTS_LOST = "segments_lost"
+FAILED = "translator_failed"
+HISTOGRAM_BINS = 10
+
+
+def _candidate(job: TranslationJob, plan: Plan, index: int, row: Any, language: str,
+               records: dict[str, dict]) -> tuple[QualityScore | None, dict[str, str], str]:
+    """(score or None when a field failed, the restored fields, the error)."""
+    fields, scores, weights, flags = {}, [], [], set()
+    for name, source_text in row_fields(row).items():
+        forward = records.get(request_key(index, row.index, language, name, "f"))
+        if forward is None:
+            return None, {}, f"no translation of {name}"
+        masked, segments = plan.masked[(row.index, name)]
+        text, problems = restore(forward["text"], segments)
+        back = records.get(request_key(index, row.index, language, name, "b"))
+        back_text = restore(back["text"], segments)[0] if back is not None else None
+        quality = estimate_quality(source=source_text, source_language=plan.source, candidate=text,
+                                   target_language=language, back_translation=back_text,
+                                   stopped_at_max_tokens=bool(forward.get("truncated")))
+        fields[name] = text
+        scores.append(quality)
+        weights.append(max(1, len(source_text)))
+        flags.update(quality.flags)
+        if problems:
+            flags.add(SEGMENTS_LOST)
+    total = sum(weights)
+    score = round(sum(q.score * w for q, w in zip(scores, weights, strict=True)) / total, 4)
+    components: dict[str, float] = {}
+    for name in {name for quality in scores for name in quality.components}:
+        present = [(q.components[name], w) for q, w in zip(scores, weights, strict=True) if name in q.components]
+        components[name] = round(sum(v * w for v, w in present) / sum(w for _, w in present), 4)
+    return QualityScore(score, components, tuple(sorted(flags))), fields, ""
+
+
+def _acceptable(quality: QualityScore | None) -> bool:
+    return quality is not None and not quality.hard_failure and SEGMENTS_LOST not in quality.flags
+
+
+def _stored_fields(row: Any, fields: dict[str, str]) -> dict[str, Any]:
+    if row.instruction or row.output:
+        return {"instruction": fields.get("instruction", ""), "input": fields.get("input", ""),
+                "output": fields.get("output", "")}
+    messages = [{"role": message.get("role", ""), "content": fields.get(f"m{index}", message.get("content", ""))}
+                for index, message in enumerate(row.messages or [])]
+    return {"messages": messages}
+
+
+def _translation(job: TranslationJob, plan: Plan, row: Any, language: str, records: dict[str, dict]) -> Translation:
+    candidates = [_candidate(job, plan, index, row, language, records) for index in range(len(job.translators))]
+    summary = [{"translator": entry["label"], "score": quality.score if quality else None,
+                "flags": list(quality.flags) if quality else [FAILED], **({"error": error} if error else {})}
+               for entry, (quality, _, error) in zip(job.translators, candidates, strict=True)]
+    acceptable = [index for index, (quality, _, _) in enumerate(candidates) if _acceptable(quality)]
+    scored = [index for index, (quality, _, _) in enumerate(candidates) if quality is not None]
+    pool = acceptable or scored
+    translation = Translation(job=job, row=row, language_id=language, candidates=summary)
+    if not pool:
+        translation.flags = [FAILED]
+        return translation
+    best = pool[choose_best([candidates[index][0] for index in pool])]
+    quality, fields, _ = candidates[best]
+    translation.chosen = bool(acceptable)
+    translation.translator_id = job.translators[best]["translator"]
+    translation.translator_label = job.translators[best]["label"]
+    translation.fields = _stored_fields(row, fields)
+    translation.quality, translation.components, translation.flags = quality.score, quality.components, \
+        list(quality.flags)
+    return translation
+
+
+def report(translations: list[Translation], threshold: float) -> dict[str, dict[str, Any]]:
+    """Per language: rows, chosen_by {translator: n}, mean_quality and a 10-bin histogram of the chosen ones'
+    scores, below_threshold (chosen, under the threshold), not_acceptable (no candidate chosen), post_edited."""
+    per_language: dict[str, dict[str, Any]] = {}
+    for language in sorted({translation.language_id for translation in translations}):
+        mine = [translation for translation in translations if translation.language_id == language]
+        chosen = [translation for translation in mine if translation.chosen]
+        scores = [translation.quality for translation in chosen]
+        histogram = [0] * HISTOGRAM_BINS
+        for score in scores:
+            histogram[min(HISTOGRAM_BINS - 1, int(score * HISTOGRAM_BINS))] += 1
+        per_language[language] = {
+            "rows": len(mine),
+            "chosen_by": dict(Counter(translation.translator_label for translation in chosen)),
+            "mean_quality": round(sum(scores) / len(scores), 4) if scores else None,
+            "below_threshold": sum(score < threshold for score in scores),
+            "not_acceptable": len(mine) - len(chosen),
+            "histogram": histogram,
+            "post_edited": 0,
+        }
+    return per_language
+
+
+def translation_job_choose(*, job: TranslationJob, plan: Plan, records: dict[str, dict]) -> dict[str, dict]:
+    """Score, choose and store one Translation per (row, language), replacing an earlier attempt's; the report is
+    written on the job."""
+    translations = [_translation(job, plan, row, language, records)
+                    for language in job.languages for row in plan.rows]
+    summary = report(translations, job.quality_threshold)
+    with transaction.atomic():
+        Translation.objects.filter(job=job).delete()
+        Translation.objects.bulk_create(translations, batch_size=1000)
+        TranslationJob.objects.filter(pk=job.pk).update(per_language=summary)
+    return summary

@@ -1,0 +1,246 @@
+"""Running a translation job on a worker: claim it, then translator by translator (one model loaded at a time)
+translate every (row, language, field) not yet in outputs.jsonl, then translate each result back into the set's
+language (the round trip the fallback quality score needs), then score and choose (choice.py).
+
+Each field is protected first (instructions/segments.py: code, maths, URLs, placeholders become <x0/> masks), so
+the translator sees masks and the forward output is stored masked; the back-translation is asked of that masked
+output, and both are restored at the end. Every batch is appended to outputs.jsonl at once; between batches the
+backend asks `should_stop` (a cancel, the worker stopping, the job taken over). A request that fails (an endpoint
+that times out, a model out of memory) is recorded in `failures` and the others go on; Retry asks it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.models import JobStatus, Language
+from crossfeed.jobs.shutdown import stop_requested
+from generation.backends.base import GenerationStopped, Output, Throughput
+from generation.services.assembly import JobFailed
+from generation.services.execution import Stop
+from generation.services.outputs import OutputsFile
+from instructions.models import InstructionRow, InstructionSet
+from instructions.segments import protect
+from translation.backends.seq2seq import TranslationRequest
+from translation.models import TranslationJob, Translator
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 5.0
+MAX_FAILURES_KEPT = 100
+KEPT = "the translations so far are kept and Retry continues after them"
+
+
+def row_fields(row: InstructionRow) -> dict[str, str]:
+    """The texts of a row to translate, by field: instruction/input/output (Alpaca), m<i> (messages); empty ones
+    are left out (an empty input stays empty)."""
+    if row.instruction or row.output:
+        fields = {"instruction": row.instruction, "input": row.input, "output": row.output}
+    else:
+        fields = {f"m{index}": message.get("content", "") for index, message in enumerate(row.messages or [])}
+    return {name: text for name, text in fields.items() if isinstance(text, str) and text.strip()}
+
+
+def request_count(instruction_set: InstructionSet, languages: int, translators: int) -> int:
+    """Forward and back requests: 2 per translator, language and non-empty field."""
+    fields = sum(len(row_fields(row)) for row in instruction_set.instruction_rows.all().iterator(chunk_size=2000))
+    return 2 * fields * languages * translators
+
+
+def request_key(translator: int, row: int, language: str, field_name: str, direction: str) -> str:
+    return f"t{translator}|r{row}|{language}|{field_name}|{direction}"
+
+
+@dataclass
+class Tracker:
+    """This attempt's claim, progress, failures and throughput, written to the row at most every
+    HEARTBEAT_SECONDS."""
+
+    job_id: int
+    attempt: int
+    total: int
+    done: int
+    throughput: dict[str, dict] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    failure_count: int = 0
+    last_beat: float = 0.0
+    stop_reason: str | None = None
+
+    def owned(self):  # noqa: ANN201
+        return TranslationJob.objects.filter(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt)
+
+    def record(self, outputs: list[Output], label: str, about: dict[str, dict]) -> None:
+        for output in outputs:
+            if output.error:
+                self.failure_count += 1
+                if len(self.failures) < MAX_FAILURES_KEPT:
+                    self.failures.append({**about[output.key], "translator": label, "message": output.error[:1000]})
+        self.done += len(outputs)
+        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
+            self.beat()
+
+    def add_throughput(self, label: str, measured: Throughput) -> None:
+        before = self.throughput.get(label, {})
+        total = Throughput(prompts=before.get("prompts", 0), outputs=before.get("outputs", 0),
+                           new_tokens=before.get("new_tokens", 0), seconds=before.get("seconds", 0.0))
+        total.add(measured)
+        self.throughput[label] = total.as_dict()
+
+    def beat(self) -> bool:
+        self.last_beat = time.monotonic()
+        return bool(self.owned().update(
+            progress_done=min(self.done, self.total), progress_total=self.total, failures=self.failures,
+            failure_count=self.failure_count, throughput=self.throughput, heartbeat_at=timezone.now()))
+
+    def should_stop(self) -> bool:
+        if stop_requested.is_set():
+            self.stop_reason = Stop.WORKER_STOPPED
+        else:
+            row = self.owned().values_list("cancel_requested", flat=True).first()
+            if row is None:
+                self.stop_reason = Stop.TAKEN_OVER
+            elif row:
+                self.stop_reason = Stop.CANCEL
+        return self.stop_reason is not None
+
+
+def translation_job_execute(*, job_id: int) -> TranslationJob:
+    """The task body: run a queued job to its end (succeeded, failed or cancelled, with the reason)."""
+    now = timezone.now()
+    # A conditional UPDATE claims the job: of two workers handed the same task, only one gets a row count of 1.
+    claimed = TranslationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
+        worker=f"{socket.gethostname()}:{os.getpid()}", cancel_requested=False, error="", failures=[],
+        failure_count=0)
+    job = TranslationJob.objects.select_related("instruction_set").get(pk=job_id)
+    if not claimed:
+        logger.info("translation job %s is %s, not queued: not running it", job_id, job.status)
+        return job
+    tracker = Tracker(job_id=job.pk, attempt=job.attempts, total=job.progress_total, done=0,
+                      throughput=dict(job.throughput or {}))
+    try:
+        outcome = _execute(job, tracker)
+    except JobFailed as exc:
+        outcome = (JobStatus.FAILED, exc.message)
+    except Exception as exc:  # a bug, a missing model, the database: the job must not stay "running"
+        logger.exception("translation job %s crashed in the worker", job_id)
+        outcome = (JobStatus.FAILED, f"{type(exc).__name__}: {exc}. The translations so far are kept; Retry "
+                                     "continues after them.")
+    except BaseException:  # the worker exits at once (a second SIGTERM)
+        with contextlib.suppress(Exception):
+            tracker.owned().update(status=JobStatus.FAILED, finished_at=timezone.now(),
+                                   error=f"the worker was stopped while the job ran; {KEPT}")
+        raise
+    if outcome is not None:
+        tracker.owned().update(status=outcome[0], error=outcome[1], finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+@dataclass
+class Plan:
+    """What the job translates: rows, their protected fields, the languages' FLORES codes and names."""
+
+    source: str
+    rows: list[InstructionRow]
+    masked: dict[tuple[int, str], tuple[str, list]]  # (row index, field) -> (masked text, segments)
+    flores: dict[str, str]
+    names: dict[str, str]  # FLORES code -> English name
+
+
+def make_plan(job: TranslationJob) -> Plan:
+    instruction_set = job.instruction_set
+    rows = list(instruction_set.instruction_rows.order_by("index"))
+    masked = {(row.index, name): protect(text) for row in rows for name, text in row_fields(row).items()}
+    languages = Language.objects.filter(code__in=[*job.languages, instruction_set.language_id])
+    flores = {language.code: language.flores_code for language in languages}
+    names = {language.flores_code: language.name for language in languages}
+    return Plan(source=instruction_set.language_id, rows=rows, masked=masked, flores=flores, names=names)
+
+
+def _execute(job: TranslationJob, tracker: Tracker) -> tuple[str, str] | None:
+    from translation.services.choice import translation_job_choose
+    from translation.services.jobs import outputs_path
+
+    plan = make_plan(job)
+    outputs = OutputsFile(outputs_path(job))
+    texts = {record["key"]: record for record in outputs.records() if not record.get("error")}
+    tracker.done = len(texts)
+    tracker.beat()
+    for index, entry in enumerate(job.translators):
+        translator = Translator.objects.filter(pk=entry["translator"]).first()
+        if translator is None:
+            raise JobFailed(f"the translator {entry['label']!r} was deleted after the job was created")
+        _translate(job, index, translator, plan, outputs, texts, tracker)
+        if tracker.stop_reason is not None:
+            break
+    if tracker.stop_reason is None and not tracker.should_stop():
+        tracker.beat()
+        translation_job_choose(job=job, plan=plan, records=texts)
+        return JobStatus.SUCCEEDED, ""
+    tracker.beat()
+    if tracker.stop_reason == Stop.CANCEL:
+        return JobStatus.CANCELLED, f"cancelled; {KEPT}"
+    if tracker.stop_reason == Stop.WORKER_STOPPED:
+        return JobStatus.FAILED, f"the worker was stopped (a restart or shutdown of the worker); {KEPT}"
+    return None
+
+
+def _translate(job: TranslationJob, index: int, translator: Translator, plan: Plan, outputs: OutputsFile,
+               texts: dict[str, dict], tracker: Tracker) -> None:
+    from translation.services.engines import Engine
+
+    source = plan.flores[plan.source]
+    forward, about = [], {}
+    for row in plan.rows:
+        for language in job.languages:
+            for field_name in row_fields(row):
+                key = request_key(index, row.index, language, field_name, "f")
+                about[key] = {"external_id": row.external_id, "language": language, "field": field_name}
+                if key not in texts:
+                    forward.append(TranslationRequest(key, plan.masked[(row.index, field_name)][0], source,
+                                                      plan.flores[language]))
+    engine = Engine(translator, plan.names)
+    try:
+        _run(engine, forward, outputs, texts, tracker, about)
+        if tracker.stop_reason is not None:
+            return
+        back = []
+        for key, record in list(texts.items()):
+            back_key = key[:-1] + "b"
+            if key.startswith(f"t{index}|") and key.endswith("|f") and back_key not in texts:
+                about[back_key] = about.get(key, {})
+                back.append(TranslationRequest(back_key, record["text"], plan.flores[record["language"]], source))
+        _run(engine, back, outputs, texts, tracker, about)
+    finally:
+        engine.close()
+
+
+def _run(engine: Any, requests: list[TranslationRequest], outputs: OutputsFile, texts: dict[str, dict],
+         tracker: Tracker, about: dict[str, dict]) -> None:
+    if not requests:
+        return
+    languages = {request.key: request for request in requests}
+
+    def save(batch: list[Output]) -> None:
+        batch = [output for output in batch if output.key in languages and output.sample == 0]
+        records = [{"key": output.key, "language": about[output.key].get("language", ""),
+                    "text": output.text, "new_tokens": output.new_tokens, "truncated": output.truncated,
+                    "error": output.error, "seconds": round(output.seconds, 3)} for output in batch]
+        outputs.append(records)
+        texts.update((record["key"], record) for record in records if not record["error"])
+        tracker.record(batch, engine.label, about)
+
+    try:
+        measured = engine.translate(requests, on_outputs=save, should_stop=tracker.should_stop)
+    except GenerationStopped:
+        return
+    tracker.add_throughput(engine.label, measured)

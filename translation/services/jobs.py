@@ -1,0 +1,214 @@
+"""Translation jobs: create (every input checked before anything is stored), cancel, retry, fail the stale ones,
+and the job as the API shows it. The work itself is translation/services/execution.py's; the choice and the report
+choice.py's.
+
+A job's folder (VAR_DIR/translation/job-<id>/) holds outputs.jsonl: every forward and back translation, appended as
+the translators hand them over (generation's OutputsFile), so a cancelled or crashed job keeps them and Retry asks
+only for what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.languages import normalize_language_code
+from annotation.models import JobStatus, Language
+from crossfeed.errors import Conflict, InvalidInput
+from generation.services.jobs import throughput_summary, worker_gone
+from generation.services.validation import ID_MAX
+from instructions.models import InstructionSet
+from translation.models import TranslationJob, Translator
+
+STALE_AFTER = timedelta(minutes=10)
+OUTPUTS_FILE = "outputs.jsonl"
+MAX_TRANSLATORS = 8
+# Requests (forward and back) a job may make: 2,000 rows x 3 fields x 2 directions x 2 translators x 40 languages.
+MAX_REQUESTS = 1_000_000
+DEFAULT_THRESHOLD = 0.5
+
+
+def jobs_root() -> Path:
+    return Path(settings.VAR_DIR) / "translation"
+
+
+def outputs_path(job: TranslationJob) -> Path:
+    return Path(job.output_dir) / OUTPUTS_FILE
+
+
+def _check_set(instruction_set: Any) -> InstructionSet:
+    found = InstructionSet.objects.ready().filter(pk=getattr(instruction_set, "pk", instruction_set)).first()
+    if found is None:
+        raise InvalidInput("there is no ready instruction set with this id", field="instruction_set")
+    if not found.rows:
+        raise InvalidInput(f"the instruction set {found.name!r} has no rows", field="instruction_set")
+    return found
+
+
+def _check_languages(languages: Any, source: str) -> list[str]:
+    if not isinstance(languages, list) or not languages:
+        raise InvalidInput('a non-empty list of language codes such as ["sw", "ar", "zh-Hans"]', field="languages")
+    resolved: list[str] = []
+    for code in languages:
+        canonical = normalize_language_code(code) if isinstance(code, str) and code else None
+        if canonical is None:
+            shown = code[:40] if isinstance(code, str) else code
+            raise InvalidInput(f"unknown language {shown!r}; see GET /api/v1/languages/ for the codes",
+                               field="languages")
+        if canonical == source:
+            raise InvalidInput(f"{canonical!r} is the set's own language: nothing to translate", field="languages")
+        if canonical not in resolved:
+            resolved.append(canonical)
+    return resolved
+
+
+def _check_translators(translators: Any, flores: dict[str, str], source: str) -> list[dict[str, Any]]:
+    if not isinstance(translators, list) or not translators:
+        raise InvalidInput("a non-empty list of translator ids; see GET /api/v1/translators/", field="translators")
+    if len(translators) > MAX_TRANSLATORS:
+        raise InvalidInput(f"at most {MAX_TRANSLATORS} translators", field="translators")
+    resolved = []
+    for index, pk in enumerate(translators):
+        if isinstance(pk, bool) or not isinstance(pk, int) or not 1 <= pk <= ID_MAX:
+            raise InvalidInput(f"translators[{index}]: the id of a translator (a whole number)", field="translators")
+        translator = Translator.objects.filter(pk=pk).first()
+        if translator is None:
+            raise InvalidInput(f"translators[{index}]: there is no translator {pk}; see GET /api/v1/translators/",
+                               field="translators")
+        if any(entry["translator"] == pk for entry in resolved):
+            raise InvalidInput(f"translators[{index}]: translator {pk} is given twice", field="translators")
+        if translator.kind == Translator.Kind.SEQ2SEQ:
+            # Refused here, before queueing: the model has no language token for it and would translate into
+            # whatever its first token happens to be.
+            # The set's own language counts too: back-translation goes into it.
+            unknown = [code for code, flores_code in flores.items() if flores_code not in translator.languages]
+            if unknown:
+                raise InvalidInput(f"translators[{index}]: {translator.name!r} does not know "
+                                   f"{', '.join(f'{code} ({flores[code]})' for code in unknown)}: its tokenizer "
+                                   "has no language token for it; leave the language or the translator out",
+                                   field="translators")
+        resolved.append({"translator": pk, "label": translator.name, "kind": translator.kind})
+    return resolved
+
+
+def _check_threshold(threshold: Any) -> float:
+    if threshold is None:
+        return DEFAULT_THRESHOLD
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold) \
+            or not 0 <= threshold <= 1:
+        raise InvalidInput("a number from 0 to 1", field="quality_threshold")
+    return float(threshold)
+
+
+def translation_job_create(*, instruction_set: Any, languages: Any, translators: Any, quality_threshold: Any = None,
+                           post_edit: Any = None, created_by=None, enqueue: bool = True) -> TranslationJob:
+    """Check everything (InvalidInput naming the field), then store the job and queue it."""
+    found = _check_set(instruction_set)
+    codes = _check_languages(languages, found.language_id)
+    flores = dict(Language.objects.filter(code__in=[*codes, found.language_id]).values_list("code", "flores_code"))
+    resolved = _check_translators(translators, flores, found.language_id)
+    threshold = _check_threshold(quality_threshold)
+    if post_edit is not None:
+        raise InvalidInput("post-editing is not available yet: leave post_edit out; the translations below the "
+                           "threshold are counted in the job's report", field="post_edit")
+    from translation.services.execution import request_count
+
+    total = request_count(found, len(codes), len(resolved))
+    if total > MAX_REQUESTS:
+        raise InvalidInput(f"{total} translation requests; at most {MAX_REQUESTS} per job: fewer languages or "
+                           "translators per job", field="languages")
+    with transaction.atomic():
+        job = TranslationJob.objects.create(
+            instruction_set=found, languages=codes, translators=resolved, quality_threshold=threshold,
+            progress_total=total,
+            created_by=created_by if created_by is not None and created_by.is_authenticated else None)
+        job.output_dir = str(jobs_root() / f"job-{job.pk}")
+        job.save(update_fields=["output_dir"])
+        # A folder left by a job of the same id (a database reset since) is not this job's.
+        shutil.rmtree(job.output_dir, ignore_errors=True)
+        if enqueue:
+            translation_job_enqueue(job)
+    return job
+
+
+def translation_job_enqueue(job: TranslationJob) -> None:
+    from translation.tasks import run_translation
+
+    # After commit: a worker must never pick up a job whose row it cannot see yet.
+    transaction.on_commit(lambda: run_translation.enqueue(job.pk))
+
+
+@transaction.atomic
+def translation_job_cancel(*, job: TranslationJob) -> TranslationJob:
+    """A queued job is cancelled at once; a running one stops after the batch in hand, keeping its outputs."""
+    now = timezone.now()
+    if not TranslationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, finished_at=now, error="cancelled before it started"
+    ) and not TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
+        raise Conflict(f"translation job {job.pk} is {job.get_status_display()}: there is nothing to cancel")
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def translation_job_retry(*, job: TranslationJob) -> TranslationJob:
+    """Queue a failed or cancelled job again; it asks only for what is not in its outputs yet."""
+    if not TranslationJob.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+        status=JobStatus.QUEUED, error="", cancel_requested=False, finished_at=None
+    ):
+        raise Conflict(f"translation job {job.pk} is {job.get_status_display()}: only failed or cancelled jobs "
+                       "can be retried")
+    job.refresh_from_db()
+    translation_job_enqueue(job)
+    return job
+
+
+def translation_jobs_fail_stale(*, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> int:
+    """Fail the running jobs whose worker is gone (no heartbeat for `stale_after`, or its process on this host
+    ended), with the reason; Retry continues after their outputs."""
+    now = now or timezone.now()
+    count = 0
+    for job in TranslationJob.objects.filter(status=JobStatus.RUNNING):
+        dead = worker_gone(job.worker)
+        silent = job.heartbeat_at is not None and job.heartbeat_at < now - stale_after
+        if not (dead or silent):
+            continue
+        reason = (f"the worker {job.worker} ended while the job ran (killed or crashed)" if dead else
+                  f"the worker {job.worker} stopped responding (no heartbeat since "
+                  f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
+        marked = TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+        if not dead:
+            marked = marked.filter(heartbeat_at__lt=now - stale_after)
+        count += marked.update(status=JobStatus.FAILED, finished_at=now,
+                               error=f"{reason}; the translations so far are kept and Retry continues after them")
+    return count
+
+
+def translation_job_payload(job: TranslationJob) -> dict[str, Any]:
+    """The job as GET /api/v1/translation-jobs/{id}/ answers it (docs/api.md, "Instruction translation")."""
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "instruction_set": job.instruction_set_id,
+        "languages": job.languages,
+        "translators": job.translators,
+        "quality_threshold": job.quality_threshold,
+        "progress": {"done": job.progress_done, "total": job.progress_total, "percent": job.percent},
+        "per_language": job.per_language,
+        "throughput": throughput_summary(job.throughput),
+        "failures": job.failures,
+        "failure_count": job.failure_count,
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_by": job.created_by.get_username() if job.created_by_id else None,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
