@@ -27,6 +27,7 @@ class GeneratorsField(serializers.JSONField):
 
 @extend_schema_field({"oneOf": [
     {"type": "object", "properties": {"campaign": _ID}, "required": ["campaign"]},
+    {"type": "object", "properties": {"instruction_set": _ID}, "required": ["instruction_set"]},
     {"type": "object", "required": ["items"], "properties": {"items": {
         "type": "array", "minItems": 1,
         "items": {"type": "object", "required": ["external_id", "text", "language"], "properties": {

@@ -193,9 +193,13 @@ def check_endpoint_host(base_url: str, *, field: str, where: str = "") -> None:
 def check_prompts(prompts: Any) -> tuple[list[Prompt], dict[str, Any], Campaign | None]:
     """{"campaign": id} or {"items": [{external_id, text, language, pivot?}]} -> (prompts without their response
     languages yet, the source as stored, the source campaign)."""
-    if not isinstance(prompts, dict) or len(prompts) != 1 or next(iter(prompts)) not in ("campaign", "items"):
-        raise InvalidInput('one of {"campaign": id} or {"items": [{"external_id", "text", "language", '
-                           '"pivot"?}, ...]}', field="prompts")
+    if not isinstance(prompts, dict) or len(prompts) != 1 \
+            or next(iter(prompts)) not in ("campaign", "instruction_set", "items"):
+        raise InvalidInput('one of {"campaign": id}, {"instruction_set": id} or {"items": [{"external_id", "text", '
+                           '"language", "pivot"?}, ...]}', field="prompts")
+    if "instruction_set" in prompts:
+        found, source = instruction_set_prompts(prompts["instruction_set"])
+        return found, source, None
     if "campaign" in prompts:
         campaign = _campaign_by_id(prompts["campaign"], "prompts")
         found = campaign_prompts(campaign)
@@ -234,6 +238,38 @@ def campaign_prompts(campaign: Campaign) -> list[Prompt]:
         raise InvalidInput(f"campaign {campaign.name!r} has {len(found)} distinct prompts; at most {MAX_PROMPTS} "
                            "per job: post a part of them as items", field="prompts")
     return list(found.values())
+
+
+def instruction_set_prompts(set_id: Any) -> tuple[list[Prompt], dict[str, Any]]:
+    """One prompt per row of an imported instruction set: its user turn (an Alpaca row's instruction and input), in
+    the set's language, named by the row's id (or "row-<index>" where that id is not one an item may carry)."""
+    from instructions.models import InstructionRow, InstructionSet
+
+    if isinstance(set_id, bool) or not isinstance(set_id, int) or not 1 <= set_id <= 2**63 - 1:
+        raise InvalidInput("instruction_set: the id of an instruction set", field="prompts")
+    found_set = InstructionSet.objects.ready().filter(pk=set_id).first()
+    if found_set is None:
+        raise InvalidInput(f"instruction_set: no instruction set {set_id} (or it is still being imported)",
+                           field="prompts")
+    if found_set.rows > MAX_PROMPTS:
+        raise InvalidInput(f"instruction set {found_set.name!r} has {found_set.rows} rows; at most {MAX_PROMPTS} per "
+                           "job: post a part of them as items", field="prompts")
+    found: list[Prompt] = []
+    seen: set[str] = set()
+    rows = (InstructionRow.objects.filter(instruction_set=found_set).order_by("index")
+            .values_list("index", "external_id", "messages", "language_id"))
+    for index, external_id, messages, language in rows.iterator(chunk_size=2000):
+        text = next((turn["content"] for turn in messages if turn.get("role") == "user"), "")
+        if not text.strip() or len(text) > settings.CROSSFEED["MAX_PROMPT_CHARS"]:
+            continue  # checked at import; a row too long for an item's prompt is left out, not the whole set
+        name = external_id if EXTERNAL_ID_RE.fullmatch(external_id) and len(external_id) <= MAX_PROMPT_ID_CHARS \
+            else f"row-{index}"
+        name = name if name not in seen else f"row-{index}"
+        seen.add(name)
+        found.append(Prompt(external_id=name, text=text, language=language))
+    if not found:
+        raise InvalidInput(f"instruction set {found_set.name!r} has no rows to take prompts from", field="prompts")
+    return found, {"instruction_set": found_set.pk, "prompts": len(found)}
 
 
 def prompt_id(external_id: str) -> str:

@@ -4,6 +4,8 @@ admins only."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
@@ -260,3 +262,39 @@ def test_the_openapi_schema_describes_the_generation_api():
     assert "post" in paths["/api/v1/generation-jobs/{job_id}/cancel/"]
     assert "post" in paths["/api/v1/generation-jobs/{job_id}/retry/"]
     assert {"get", "post"} <= set(paths["/api/v1/endpoints/"])
+
+
+# --- prompts from an instruction set ---------------------------------------------------------------------------------
+
+
+def test_the_prompts_of_a_job_can_be_an_instruction_sets_rows(admin_api, tiny_base, admin_user):
+    # Before: only {"campaign"} and {"items"} were accepted; the issue asks for an instruction set too.
+    from pathlib import Path
+
+    from instructions.services.sets import instruction_set_import
+
+    sample = Path(__file__).resolve().parents[2] / "instructions" / "data" / "sample_alpaca.jsonl"
+    with sample.open("rb") as source:
+        found_set = instruction_set_import(name="Sample", source=source, language="en", created_by=admin_user)
+    body = body_for(tiny_base, prompts={"instruction_set": found_set.pk}, response_languages=["sw", "ar"],
+                    languages_per_prompt=1)
+    response = admin_api.post(reverse("api-generation-jobs"), body, format="json")
+    assert response.status_code == 201, response.json()
+    job = GenerationJob.objects.get(pk=response.json()["id"])
+    assert job.prompt_source == {"instruction_set": found_set.pk, "prompts": found_set.rows}
+    prompts = [json.loads(line) for line in (Path(job.output_dir) / "prompts.jsonl").read_text().splitlines()]
+    first = found_set.instruction_rows.order_by("index").first()
+    assert len(prompts) == found_set.rows and prompts[0]["text"] == first.messages[0]["content"]
+    assert {p["language"] for p in prompts} == {"en"}
+    assert all(len(p["response_languages"]) == 1 and p["response_languages"][0] in ("sw", "ar") for p in prompts)
+    assert len({p["external_id"] for p in prompts}) == len(prompts)
+
+    for prompts_value, message in [({"instruction_set": 999999}, "no instruction set 999999"),
+                                   ({"instruction_set": "x"}, "the id of an instruction set")]:
+        refused = admin_api.post(reverse("api-generation-jobs"), body_for(tiny_base, prompts=prompts_value),
+                                 format="json")
+        assert refused.status_code == 400 and message in str(refused.json()), refused.json()
+    campaign_pairs = body_for(tiny_base, prompts={"instruction_set": found_set.pk}, response_languages="campaign")
+    refused = admin_api.post(reverse("api-generation-jobs"), campaign_pairs, format="json")
+    assert refused.status_code == 400 and "response_languages" in refused.json()
+    assert GenerationJob.objects.count() == 1
