@@ -20,8 +20,11 @@ ever dropped.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import threading
+from collections import OrderedDict
 
 import cmarkgfm
 import nh3
@@ -55,9 +58,37 @@ NESTING_TAG = re.compile(r"<(/?)(?:blockquote|ol|ul|li|em|strong|del|a|p|table|t
                          r"|code)\b")
 
 
+# The same texts are rendered again and again: an item's texts for each of its k annotators and at every reload,
+# revision or refused submit, a campaign's guidelines and shared pivots on every page. Each process keeps the HTML of
+# the texts it rendered last, keyed by a digest of the text (not the text itself), up to CACHE_CHARACTERS characters
+# of HTML in all (a few MB); the oldest go first.
+CACHE_CHARACTERS = 2_000_000
+_cache: OrderedDict[tuple[bytes, bool], str] = OrderedDict()
+_cache_characters = 0
+_cache_lock = threading.Lock()
+
+
 def render_markdown(text: str, *, line_breaks: bool = True) -> str:
     """Markdown → sanitised HTML. `line_breaks` keeps single newlines, as LLM output and poems need."""
-    text = _well_formed(text or "")
+    global _cache_characters
+    text = text or ""
+    key = (hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest(), line_breaks)
+    with _cache_lock:
+        if (rendered := _cache.get(key)) is not None:
+            _cache.move_to_end(key)
+            return rendered
+    rendered = _render(text, line_breaks=line_breaks)
+    with _cache_lock:
+        if key not in _cache and len(rendered) <= CACHE_CHARACTERS // 4:
+            _cache[key] = rendered
+            _cache_characters += len(rendered)
+            while _cache_characters > CACHE_CHARACTERS:
+                _cache_characters -= len(_cache.popitem(last=False)[1])
+    return rendered
+
+
+def _render(text: str, *, line_breaks: bool) -> str:
+    text = _well_formed(text)
     options = OPTIONS | (Options.CMARK_OPT_HARDBREAKS if line_breaks else 0)
     rendered = cmarkgfm.markdown_to_html_with_extensions(_raw_html_as_text(text), options=options,
                                                          extensions=EXTENSIONS)

@@ -21,6 +21,9 @@ BENCHES = {
     # name: (script, full arguments, quick arguments)
     "annotate_load": ("annotate_load.py", [], ["--concurrency", "16,64", "--seconds", "8", "--items", "4000"]),
     "request_cost": ("request_cost.py", [], ["--rounds", "200"]),
+    # The annotators' own path (browser session, htmx form posts) against the API path, same server, same run.
+    "page_flow": ("page_flow_bench.py", [], ["--seconds", "8", "--items", "4000"]),
+    "page_cost": ("page_flow_bench.py", ["--cost"], ["--cost", "--rounds", "200", "--items", "4000"]),
     "write_lock": ("write_lock.py", [], ["--transactions", "300"]),
     "export": ("export_bench.py", ["--postgres"], ["--items", "20000"]),
     "size": ("size_bench.py", [], ["--items", "10000"]),
@@ -59,6 +62,15 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
                 "busy handler (line above)" if ours else "", "", "-")
     if kind == "write_lock_ratio":
         return None
+    if kind == "page_flow":
+        return (f"annotators' page path, {line['annotators']} annotators (session, htmx form posts)",
+                f"{line['page_submits_per_s']} submits/s, p50/p99 {line['page_submit']['p50_ms']}/"
+                f"{line['page_submit']['p99_ms']} ms, errors {sum(line['page_errors'].values())}",
+                f"API path {line['api_submits_per_s']} submits/s, p99 next {line['api_next']['p99_ms']} / submit "
+                f"{line['api_submit']['p99_ms']} ms", f"{line['ratio']} of API", ">= 0.7")
+    if kind == "page_cost":
+        return ("CPU per judged item, page submit vs API round, in process", f"{line['page_submit_cpu_ms']} ms",
+                f"API next + submit: {line['api_round_cpu_ms']} ms", f"{line['api_over_page']} of API", "-")
     if kind == "request_cost":
         return ("CPU per annotator round (next + submit), in process", f"{line['round_cpu_ms']} ms",
                 f"floor view x2: {line['floor_two_calls_cpu_ms']} ms", f"{line['ratio']}x", "-")

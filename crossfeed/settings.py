@@ -63,6 +63,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below whitenoise (static files go out precompressed, never through it), above everything that writes a body:
+    # HTML pages gzip-compressed for browsers that accept it; API answers and downloads not (crossfeed/serving.py).
+    "crossfeed.serving.PageGZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,11 +191,9 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if PRODUCTION
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
+    # Hashed names and .gz twins wherever collectstatic has run (`make run`, production): whitenoise serves those
+    # with a one-year immutable Cache-Control. Plain names where it has not (tests). crossfeed/serving.py.
+    "staticfiles": {"BACKEND": "crossfeed.serving.CollectedStaticFilesStorage"},
 }
 
 # Import limits: a request body holds at most one import batch; bigger files go through the CLI or a multipart
@@ -308,6 +309,8 @@ LOGGING = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions, the row read by one written-out statement on every signed-in request.
+SESSION_ENGINE = "crossfeed.sessions"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept readable for API clients.
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, never inline, so text
