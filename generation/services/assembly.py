@@ -28,6 +28,7 @@ from annotation.models import Campaign, Item
 from annotation.services.campaigns import campaign_create
 from annotation.services.imports import items_import
 from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.lifecycle import JobFailed
 from generation.checks import Candidate, Checked, check_candidates
 from generation.models import GenerationJob
 from generation.prompting import prompt_messages
@@ -36,14 +37,6 @@ from generation.services.validation import Prompt, check_campaign_name_free, lan
 logger = logging.getLogger(__name__)
 MAX_SKIPPED_KEPT = 100
 MAX_MERGED_KEPT = 16
-
-
-class JobFailed(Exception):
-    """The job cannot finish, for a reason a person can act on (`message`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

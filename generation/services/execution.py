@@ -9,21 +9,16 @@ a prompt too large for the memory) is recorded in `failures` and the others go o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import socket
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F
-from django.utils import timezone
 
 from annotation.models import JobStatus
-from crossfeed.jobs.shutdown import stop_requested
-from generation.backends.base import Backend, GenerationStopped, Output, Request, SamplingParams, Throughput
+from crossfeed.jobs import lifecycle
+from crossfeed.jobs.lifecycle import Attempt, job_execute
+from generation.backends.base import Backend, GenerationStopped, Output, Request, SamplingParams
 from generation.models import Endpoint, GenerationJob
 from generation.prompting import prompt_messages
 from generation.services.assembly import JobFailed, generation_job_assemble
@@ -31,44 +26,13 @@ from generation.services.outputs import OutputsFile, Unit
 from generation.services.validation import Prompt, language_names
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 5.0
 MAX_FAILURES_KEPT = 100
 KEPT = "the outputs so far are kept and Retry continues after them"
 KEPT_SENTENCE = "The outputs so far are kept; Retry continues after them."
 
 
-class Stop:
-    """Why a job stopped before its end."""
-
-    CANCEL = "cancel"
-    WORKER_STOPPED = "worker stopped"
-    TAKEN_OVER = "taken over"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """This worker's claim on a job: the job is its own while it is running with this attempt number."""
-
-    job_id: int
-    number: int
-
-    def owned(self):
-        return GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.number)
-
-
-@dataclass
-class Tracker:
-    """Progress, failures and throughput of one attempt, written to the job's row at most every HEARTBEAT_SECONDS
-    (and when forced)."""
-
-    attempt: Attempt
-    total: int
-    done: int
-    throughput: dict[str, dict] = field(default_factory=dict)
-    failures: list[dict] = field(default_factory=list)
-    failure_count: int = 0
-    last_beat: float = 0.0
-    stop_reason: str | None = None
+class Tracker(lifecycle.Tracker):
+    """Progress, failures and throughput of one attempt (crossfeed/jobs/lifecycle.py), counted per prompt."""
 
     def record(self, outputs: list[Output], units: dict[str, Unit], labels: list[str],
                prompts: list[Prompt]) -> None:
@@ -84,71 +48,13 @@ class Tracker:
                                       "generator": labels[unit.generator], "language": unit.language,
                                       "message": message[:1000]})
         self.done += len({output.key for output in outputs})
-        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
-            self.beat()
-
-    def add_throughput(self, label: str, measured: Throughput) -> None:
-        before = self.throughput.get(label, {})
-        total = Throughput(prompts=before.get("prompts", 0), outputs=before.get("outputs", 0),
-                           new_tokens=before.get("new_tokens", 0), seconds=before.get("seconds", 0.0))
-        total.add(measured)
-        self.throughput[label] = total.as_dict()
-
-    def beat(self) -> bool:
-        """Write the progress; False when the job is no longer this attempt's."""
-        self.last_beat = time.monotonic()
-        return bool(self.attempt.owned().update(
-            progress_done=min(self.done, self.total), progress_total=self.total, failures=self.failures,
-            failure_count=self.failure_count, throughput=self.throughput, heartbeat_at=timezone.now(),
-        ))
-
-    def should_stop(self) -> bool:
-        """Asked by the backend between batches: one indexed read of the job's row."""
-        if stop_requested.is_set():
-            self.stop_reason = Stop.WORKER_STOPPED
-        else:
-            row = self.attempt.owned().values_list("cancel_requested", flat=True).first()
-            if row is None:
-                self.stop_reason = Stop.TAKEN_OVER
-            elif row:
-                self.stop_reason = Stop.CANCEL
-        return self.stop_reason is not None
+        self.beat_if_due()
 
 
 def generation_job_execute(*, job_id: int) -> GenerationJob:
     """The task body: run a queued job to its end (succeeded, failed or cancelled, with the reason)."""
-    now = timezone.now()
-    # A conditional UPDATE claims the job: of two workers handed the same task, only one gets a row count of 1.
-    claimed = GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
-        worker=f"{socket.gethostname()}:{os.getpid()}", cancel_requested=False, error="", failures=[],
-        failure_count=0,
-    )
-    job = GenerationJob.objects.get(pk=job_id)
-    if not claimed:
-        logger.info("generation job %s is %s, not queued: not running it", job_id, job.status)
-        return job
-    attempt = Attempt(job.pk, job.attempts)
-    try:
-        outcome = _execute(job, attempt)
-    except JobFailed as exc:
-        outcome = (JobStatus.FAILED, exc.message)
-    except Exception as exc:  # a bug, a missing model, the database: the job must not stay "running"
-        logger.exception("generation job %s crashed in the worker", job_id)
-        outcome = (JobStatus.FAILED, f"{type(exc).__name__}: {exc}. {KEPT_SENTENCE}")
-    except BaseException:  # the worker exits at once (a second SIGTERM)
-        with contextlib.suppress(Exception):
-            attempt.owned().update(status=JobStatus.FAILED, finished_at=timezone.now(),
-                                   error=f"the worker was stopped while the job ran; {KEPT}")
-        raise
-    if outcome is None:
-        logger.warning("generation job %s was marked by someone else while attempt %s ran (stale check?): nothing "
-                       "more is written", job_id, attempt.number)
-    else:
-        status, error = outcome
-        attempt.owned().update(status=status, error=error, finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
+    return job_execute(model=GenerationJob, job_id=job_id, label="generation job", kept=KEPT,
+                       kept_sentence=KEPT_SENTENCE, body=_execute)
 
 
 def _execute(job: GenerationJob, attempt: Attempt) -> tuple[str, str] | None:
@@ -171,12 +77,7 @@ def _execute(job: GenerationJob, attempt: Attempt) -> tuple[str, str] | None:
         tracker.beat()
         generation_job_assemble(job=job, prompts=prompts, records=outputs.records())
         return JobStatus.SUCCEEDED, ""
-    tracker.beat()
-    if tracker.stop_reason == Stop.CANCEL:
-        return JobStatus.CANCELLED, f"cancelled; {KEPT}"
-    if tracker.stop_reason == Stop.WORKER_STOPPED:
-        return JobStatus.FAILED, f"the worker was stopped (a restart or shutdown of the worker); {KEPT}"
-    return None
+    return tracker.stopped_outcome(KEPT)
 
 
 def plan_units(job: GenerationJob, prompts: list[Prompt]) -> list[Unit]:

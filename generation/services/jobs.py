@@ -12,21 +12,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from annotation.models import JobStatus
-from crossfeed.errors import Conflict
+from crossfeed.jobs.lifecycle import job_cancel, job_retry, jobs_fail_stale, worker_gone  # noqa: F401 - named here
 from generation.backends.base import Throughput
 from generation.models import GenerationJob
 from generation.prompting import INSTRUCTION_TEMPLATE
-from generation.services.execution import generation_job_execute  # noqa: F401 - the task body, named here
+from generation.services.execution import (
+    KEPT,
+    generation_job_execute,  # noqa: F401 - the task body, named here
+)
 from generation.services.validation import JobInput, Prompt, check_job_input
 from training.models import TrainingRun
 
@@ -133,30 +133,14 @@ def generation_job_enqueue(job: GenerationJob) -> None:
     transaction.on_commit(lambda: run_generation.enqueue(job.pk))
 
 
-@transaction.atomic
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
     """A queued job is cancelled at once; a running one stops after the batch in hand, keeping its outputs."""
-    now = timezone.now()
-    if not GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, finished_at=now, error="cancelled before it started"
-    ) and not GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
-        raise Conflict(f"generation job {job.pk} is {job.get_status_display()}: there is nothing to cancel")
-    job.refresh_from_db()
-    return job
+    return job_cancel(job=job, label="generation job")
 
 
-@transaction.atomic
 def generation_job_retry(*, job: GenerationJob) -> GenerationJob:
     """Queue a failed or cancelled job again; it generates only what is not in its outputs yet."""
-    updated = GenerationJob.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
-        status=JobStatus.QUEUED, error="", cancel_requested=False, finished_at=None
-    )
-    if not updated:
-        raise Conflict(f"generation job {job.pk} is {job.get_status_display()}: only failed or cancelled jobs can "
-                       "be retried")
-    job.refresh_from_db()
-    generation_job_enqueue(job)
-    return job
+    return job_retry(job=job, label="generation job", enqueue=generation_job_enqueue)
 
 
 def generation_jobs_fail_stale(*, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> int:
@@ -164,39 +148,7 @@ def generation_jobs_fail_stale(*, now: datetime | None = None, stale_after: time
 
     Gone: no heartbeat for `stale_after`, or at once when the worker ran on this host and its process no longer
     exists (killed, out of memory; the accelerator lane runs this when its worker starts)."""
-    now = now or timezone.now()
-    count = 0
-    for job in GenerationJob.objects.filter(status=JobStatus.RUNNING):
-        dead = worker_gone(job.worker)
-        silent = job.heartbeat_at is not None and job.heartbeat_at < now - stale_after
-        if not (dead or silent):
-            continue
-        if dead:
-            reason = f"the worker {job.worker} ended while the job ran (killed or crashed)"
-        else:
-            reason = (f"the worker {job.worker} stopped responding (no heartbeat since "
-                      f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
-        marked = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
-        if not dead:
-            marked = marked.filter(heartbeat_at__lt=now - stale_after)
-        count += marked.update(status=JobStatus.FAILED, finished_at=now,
-                               error=f"{reason}; the outputs so far are kept and Retry continues after them")
-    return count
-
-
-def worker_gone(worker: str) -> bool:
-    """True when the worker ("host:pid") ran on this host and its process no longer exists; another host's process
-    cannot be checked from here (its heartbeat tells)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # it exists, under another user
-    return False
+    return jobs_fail_stale(model=GenerationJob, kept=KEPT, now=now, stale_after=stale_after)
 
 
 def generation_job_payload(job: GenerationJob) -> dict[str, Any]:

@@ -11,22 +11,15 @@ that times out, a model out of memory) is recorded in `failures` and the others 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F
-from django.utils import timezone
-
 from annotation.models import JobStatus, Language
-from crossfeed.jobs.shutdown import stop_requested
-from generation.backends.base import GenerationStopped, Output, Throughput
+from crossfeed.jobs import lifecycle
+from crossfeed.jobs.lifecycle import Attempt, job_execute
+from generation.backends.base import GenerationStopped, Output
 from generation.services.assembly import JobFailed
-from generation.services.execution import Stop
 from generation.services.outputs import OutputsFile
 from instructions.models import InstructionRow, InstructionSet
 from instructions.segments import protect
@@ -34,7 +27,6 @@ from translation.backends.seq2seq import TranslationRequest
 from translation.models import TranslationJob, Translator
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 5.0
 MAX_FAILURES_KEPT = 100
 KEPT = "the translations so far are kept and Retry continues after them"
 
@@ -59,23 +51,8 @@ def request_key(translator: int, row: int, language: str, field_name: str, direc
     return f"t{translator}|r{row}|{language}|{field_name}|{direction}"
 
 
-@dataclass
-class Tracker:
-    """This attempt's claim, progress, failures and throughput, written to the row at most every
-    HEARTBEAT_SECONDS."""
-
-    job_id: int
-    attempt: int
-    total: int
-    done: int
-    throughput: dict[str, dict] = field(default_factory=dict)
-    failures: list[dict] = field(default_factory=list)
-    failure_count: int = 0
-    last_beat: float = 0.0
-    stop_reason: str | None = None
-
-    def owned(self):  # noqa: ANN201
-        return TranslationJob.objects.filter(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt)
+class Tracker(lifecycle.Tracker):
+    """Progress, failures and throughput of one attempt (crossfeed/jobs/lifecycle.py), counted per request."""
 
     def record(self, outputs: list[Output], label: str, about: dict[str, dict]) -> None:
         for output in outputs:
@@ -84,65 +61,18 @@ class Tracker:
                 if len(self.failures) < MAX_FAILURES_KEPT:
                     self.failures.append({**about[output.key], "translator": label, "message": output.error[:1000]})
         self.done += len(outputs)
-        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
-            self.beat()
-
-    def add_throughput(self, label: str, measured: Throughput) -> None:
-        before = self.throughput.get(label, {})
-        total = Throughput(prompts=before.get("prompts", 0), outputs=before.get("outputs", 0),
-                           new_tokens=before.get("new_tokens", 0), seconds=before.get("seconds", 0.0))
-        total.add(measured)
-        self.throughput[label] = total.as_dict()
-
-    def beat(self) -> bool:
-        self.last_beat = time.monotonic()
-        return bool(self.owned().update(
-            progress_done=min(self.done, self.total), progress_total=self.total, failures=self.failures,
-            failure_count=self.failure_count, throughput=self.throughput, heartbeat_at=timezone.now()))
-
-    def should_stop(self) -> bool:
-        if stop_requested.is_set():
-            self.stop_reason = Stop.WORKER_STOPPED
-        else:
-            row = self.owned().values_list("cancel_requested", flat=True).first()
-            if row is None:
-                self.stop_reason = Stop.TAKEN_OVER
-            elif row:
-                self.stop_reason = Stop.CANCEL
-        return self.stop_reason is not None
+        self.beat_if_due()
 
 
 def translation_job_execute(*, job_id: int) -> TranslationJob:
     """The task body: run a queued job to its end (succeeded, failed or cancelled, with the reason)."""
-    now = timezone.now()
-    # A conditional UPDATE claims the job: of two workers handed the same task, only one gets a row count of 1.
-    claimed = TranslationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
-        worker=f"{socket.gethostname()}:{os.getpid()}", cancel_requested=False, error="", failures=[],
-        failure_count=0)
-    job = TranslationJob.objects.select_related("instruction_set").get(pk=job_id)
-    if not claimed:
-        logger.info("translation job %s is %s, not queued: not running it", job_id, job.status)
-        return job
-    tracker = Tracker(job_id=job.pk, attempt=job.attempts, total=job.progress_total, done=0,
-                      throughput=dict(job.throughput or {}))
-    try:
-        outcome = _execute(job, tracker)
-    except JobFailed as exc:
-        outcome = (JobStatus.FAILED, exc.message)
-    except Exception as exc:  # a bug, a missing model, the database: the job must not stay "running"
-        logger.exception("translation job %s crashed in the worker", job_id)
-        outcome = (JobStatus.FAILED, f"{type(exc).__name__}: {exc}. The translations so far are kept; Retry "
-                                     "continues after them.")
-    except BaseException:  # the worker exits at once (a second SIGTERM)
-        with contextlib.suppress(Exception):
-            tracker.owned().update(status=JobStatus.FAILED, finished_at=timezone.now(),
-                                   error=f"the worker was stopped while the job ran; {KEPT}")
-        raise
-    if outcome is not None:
-        tracker.owned().update(status=outcome[0], error=outcome[1], finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
+    def body(job: TranslationJob, attempt: Attempt) -> tuple[str, str] | None:
+        tracker = Tracker(attempt=attempt, total=job.progress_total, done=0, throughput=dict(job.throughput or {}))
+        return _execute(job, tracker)
+
+    return job_execute(model=TranslationJob, job_id=job_id, label="translation job", kept=KEPT,
+                       kept_sentence="The translations so far are kept; Retry continues after them.", body=body,
+                       queryset=TranslationJob.objects.select_related("instruction_set"))
 
 
 @dataclass
@@ -186,12 +116,7 @@ def _execute(job: TranslationJob, tracker: Tracker) -> tuple[str, str] | None:
         tracker.beat()
         translation_job_choose(job=job, plan=plan, records=texts)
         return JobStatus.SUCCEEDED, ""
-    tracker.beat()
-    if tracker.stop_reason == Stop.CANCEL:
-        return JobStatus.CANCELLED, f"cancelled; {KEPT}"
-    if tracker.stop_reason == Stop.WORKER_STOPPED:
-        return JobStatus.FAILED, f"the worker was stopped (a restart or shutdown of the worker); {KEPT}"
-    return None
+    return tracker.stopped_outcome(KEPT)
 
 
 def _translate(job: TranslationJob, index: int, translator: Translator, plan: Plan, outputs: OutputsFile,

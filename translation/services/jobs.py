@@ -17,15 +17,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.languages import normalize_language_code
-from annotation.models import JobStatus, Language
-from crossfeed.errors import Conflict, InvalidInput
-from generation.services.jobs import throughput_summary, worker_gone
+from annotation.models import Language
+from crossfeed.errors import InvalidInput
+from crossfeed.jobs.lifecycle import job_cancel, job_retry, jobs_fail_stale
+from generation.services.jobs import throughput_summary
 from generation.services.validation import ID_MAX
 from instructions.models import InstructionSet
 from translation.models import TranslationJob, Translator
+from translation.services.execution import KEPT
 
 STALE_AFTER = timedelta(minutes=10)
 OUTPUTS_FILE = "outputs.jsonl"
@@ -145,50 +146,20 @@ def translation_job_enqueue(job: TranslationJob) -> None:
     transaction.on_commit(lambda: run_translation.enqueue(job.pk))
 
 
-@transaction.atomic
 def translation_job_cancel(*, job: TranslationJob) -> TranslationJob:
     """A queued job is cancelled at once; a running one stops after the batch in hand, keeping its outputs."""
-    now = timezone.now()
-    if not TranslationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, finished_at=now, error="cancelled before it started"
-    ) and not TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
-        raise Conflict(f"translation job {job.pk} is {job.get_status_display()}: there is nothing to cancel")
-    job.refresh_from_db()
-    return job
+    return job_cancel(job=job, label="translation job")
 
 
-@transaction.atomic
 def translation_job_retry(*, job: TranslationJob) -> TranslationJob:
     """Queue a failed or cancelled job again; it asks only for what is not in its outputs yet."""
-    if not TranslationJob.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
-        status=JobStatus.QUEUED, error="", cancel_requested=False, finished_at=None
-    ):
-        raise Conflict(f"translation job {job.pk} is {job.get_status_display()}: only failed or cancelled jobs "
-                       "can be retried")
-    job.refresh_from_db()
-    translation_job_enqueue(job)
-    return job
+    return job_retry(job=job, label="translation job", enqueue=translation_job_enqueue)
 
 
 def translation_jobs_fail_stale(*, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> int:
     """Fail the running jobs whose worker is gone (no heartbeat for `stale_after`, or its process on this host
     ended), with the reason; Retry continues after their outputs."""
-    now = now or timezone.now()
-    count = 0
-    for job in TranslationJob.objects.filter(status=JobStatus.RUNNING):
-        dead = worker_gone(job.worker)
-        silent = job.heartbeat_at is not None and job.heartbeat_at < now - stale_after
-        if not (dead or silent):
-            continue
-        reason = (f"the worker {job.worker} ended while the job ran (killed or crashed)" if dead else
-                  f"the worker {job.worker} stopped responding (no heartbeat since "
-                  f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
-        marked = TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
-        if not dead:
-            marked = marked.filter(heartbeat_at__lt=now - stale_after)
-        count += marked.update(status=JobStatus.FAILED, finished_at=now,
-                               error=f"{reason}; the translations so far are kept and Retry continues after them")
-    return count
+    return jobs_fail_stale(model=TranslationJob, kept=KEPT, now=now, stale_after=stale_after)
 
 
 def translation_job_payload(job: TranslationJob) -> dict[str, Any]:
