@@ -39,6 +39,7 @@ from annotation.item_format import ImportError_, ItemRecord, Limits, check_recor
 from annotation.models import Campaign, Item, ItemImport, JobStatus, Response
 from annotation.services.quality import qualification_pairs_refresh
 from crossfeed.errors import Conflict, InvalidInput
+from crossfeed.jobs.lifecycle import worker_gone
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +402,7 @@ def imports_cleanup(*, now: datetime | None = None) -> int:
     for import_id, owner, heartbeat_at in ItemImport.objects.filter(status=JobStatus.RUNNING).values_list(
         "id", "owner", "heartbeat_at"
     ):
-        if _owner_gone(owner):
+        if worker_gone(owner):
             why, still = "its process ended before the import finished (killed or crashed)", Q()
         elif heartbeat_at < stale:
             why, still = "it wrote nothing for too long", Q(heartbeat_at__lt=stale)
@@ -423,21 +424,6 @@ def imports_cleanup(*, now: datetime | None = None) -> int:
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_gone(owner: str) -> bool:
-    """True when the owner ran on this host and its process no longer exists. Another host's process cannot be
-    checked from here: its import is found dead by its heartbeat instead."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # it exists, under another user
-    return False
 
 
 # --- rows: plain SQL, with values adapted before the write transaction ---------------------------------------
