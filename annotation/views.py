@@ -10,7 +10,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import ExpressionWrapper, F, IntegerField, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -286,18 +285,8 @@ def _own_base(user, campaign: Campaign, native: list[str], reading: list[str]) -
 
 def _own_since(user, campaign: Campaign, moment) -> dict:
     """The annotator's judgments in the campaign since `moment` (all, and of task items), and skips of its task
-    items: a range of the (annotator, created_at) index, a handful of rows. Written out as SQL, as annotation/sql.py
-    writes the API's next and submit: built by the ORM this query cost more than the rest of the progress row."""
-    # Only table names (from the models) are put into the text; the values are parameters.
-    judgment, skip, item = (connection.ops.quote_name(model._meta.db_table) for model in (Judgment, Skip, Item))
-    query = (f"SELECT 'judgment', i.campaign_id, i.kind FROM {judgment} j JOIN {item} i ON i.id = j.item_id "  # noqa: S608
-             f"WHERE j.annotator_id = %s AND j.created_at > %s UNION ALL "
-             f"SELECT 'skip', i.campaign_id, i.kind FROM {skip} s JOIN {item} i ON i.id = s.item_id "
-             f"WHERE s.annotator_id = %s AND s.created_at > %s")
-    since = connection.ops.adapt_datetimefield_value(moment)
-    with connection.cursor() as cursor:
-        cursor.execute(query, [user.pk, since, user.pk, since])
-        rows = cursor.fetchall()
+    items (sql.activity_since)."""
+    rows = sql.activity_since(annotator_id=user.pk, since=moment)
     task = (campaign.pk, Item.Kind.TASK)
     return {"done": sum(1 for row in rows if row[0] == "judgment" and row[1] == campaign.pk),
             "tasks": rows.count(("judgment", *task)), "skips": rows.count(("skip", *task))}

@@ -137,7 +137,7 @@ def build_backend(generator: dict[str, Any]) -> Backend:
         if base is None:
             raise JobFailed(f"the base model {label!r} was deleted after the job was created")
         spec = spec_for(base_model=base, model_version=None)
-    if getattr(settings, "CROSSFEED_GENERATION_BACKEND", "transformers") == "vllm":
+    if settings.CROSSFEED_GENERATION_BACKEND == "vllm":
         from generation.backends.vllm_backend import VllmBackend, vllm_available
 
         if vllm_available():
@@ -146,7 +146,7 @@ def build_backend(generator: dict[str, Any]) -> Backend:
                        "with transformers", label)
     from generation.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(spec, label=label, batch_size=getattr(settings, "CROSSFEED_GENERATION_BATCH_SIZE", 8))
+    return TransformersBackend(spec, label=label, batch_size=settings.CROSSFEED_GENERATION_BATCH_SIZE)
 
 
 def _endpoint_backend(endpoint_id: int, label: str) -> Backend:

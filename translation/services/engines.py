@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.conf import settings
-
 from generation.backends.base import Output, Request, SamplingParams, Throughput, never_stop
 from generation.services.assembly import JobFailed
 from translation.backends.seq2seq import TranslationRequest
 from translation.models import Translator
+
+# Sentences per seq2seq batch: MT models are small beside the LLM translators (an LLM translator batches as
+# generation does, CROSSFEED_GENERATION_BATCH_SIZE).
+SEQ2SEQ_BATCH_SIZE = 16
 
 
 class Engine:
@@ -28,7 +30,7 @@ class Engine:
             from translation.backends.seq2seq import Seq2SeqBackend
 
             self.backend: Any = Seq2SeqBackend(translator.path, label=self.label,
-                                               batch_size=getattr(settings, "CROSSFEED_TRANSLATION_BATCH_SIZE", 16),
+                                               batch_size=SEQ2SEQ_BATCH_SIZE,
                                                max_new_tokens=translator.max_new_tokens)
         else:
             from generation.services.execution import build_backend
