@@ -445,6 +445,18 @@ def finish_run(trainer: Any, *, kind: str, config: RunConfig, hashes: dict[str, 
     return adapter_dir
 
 
+def fit_micro_batch(trainer: Any, *, kind: str, config: RunConfig) -> dict[str, Any]:
+    """Size the micro-batch to the GPU (batching.py), say what was chosen, and return it for the manifest."""
+    from training.scripts.batching import fit
+
+    plan = fit(trainer, kind=kind, setting=config.auto_micro_batch, memory_fraction=config.micro_batch_memory_fraction,
+               max_length=config.max_length)
+    trainer.accelerator.print(
+        f"Micro-batch {plan.micro_batch} x accumulation {plan.accumulation} (preset {plan.preset_micro_batch} x "
+        f"{plan.preset_accumulation}): {plan.reason}.")
+    return plan.record()
+
+
 def train_and_finish(trainer: Any, metrics_callback: MetricsCallback, *, kind: str, config: RunConfig,
                      hashes: dict[str, dict[str, str]], extra: dict[str, Any]) -> int:
     """Train (resuming when asked), then either stop at a cancel (checkpoint only) or save adapter + manifest.

@@ -211,6 +211,11 @@ class RunConfig:
     max_length: int = field(default=1024, metadata={"help": "Longest tokenized sequence; longer ones are cut."})
     bf16: bool | str = field(default="auto", metadata={"help": "true, false, or auto (on when the GPU has bf16)."})
     gradient_checkpointing: bool = field(default=True, metadata={"help": "Recompute activations to save memory."})
+    auto_micro_batch: bool | str = field(default="auto", metadata={
+        "help": "true, false, or auto (on with CUDA): the largest micro-batch that fits the GPU, with the "
+                "accumulation cut to keep the effective batch (training/scripts/batching.py)."})
+    micro_batch_memory_fraction: float = field(default=0.85, metadata={
+        "help": "Share of the GPU's memory a probed micro-batch may peak at, in (0, 1]."})
     use_liger_kernel: bool | str = field(default=False, metadata={"help": "true, false, or auto (installed + CUDA)."})
     load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA (NF4 base); needs bitsandbytes + CUDA."})
     attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2."})
@@ -294,6 +299,9 @@ class RunConfig:
 
     def _check_switches(self) -> None:
         _check(self.bf16 in (True, False, "auto"), f"bf16: must be true, false or auto, got {_shown(self.bf16)}")
+        _check(self.auto_micro_batch in (True, False, "auto"),
+               f"auto_micro_batch: must be true, false or auto, got {_shown(self.auto_micro_batch)}")
+        _check_range("micro_batch_memory_fraction", self.micro_batch_memory_fraction, 0, 1, low_open=True)
         _check(self.use_liger_kernel in (True, False, "auto"),
                f"use_liger_kernel: must be true, false or auto, got {_shown(self.use_liger_kernel)}")
         if self.attn_implementation is not None:

@@ -43,6 +43,7 @@ from training.scripts.common import (  # noqa: E402
     DPORunConfig,
     MetricsCallback,
     dataset_hashes,
+    fit_micro_batch,
     hold_output_dir,
     load_base_model,
     load_rows,
@@ -112,9 +113,10 @@ def main(config: DPORunConfig) -> int:
     with trainer.accelerator.main_process_first():  # the main process fills the datasets cache, the others read it
         trainer.train_dataset = truncate_prompts(trainer.train_dataset, config.max_prompt_length)
         trainer.eval_dataset = truncate_prompts(trainer.eval_dataset, config.max_prompt_length)
+    batches = fit_micro_batch(trainer, kind="dpo", config=config)
     return train_and_finish(trainer, metrics_callback, kind="dpo", config=config, hashes=hashes,
                             extra={"train_rows": len(train_pairs), "sft_adapter": config.adapter_path,
-                                   "chat_template": template.record()})
+                                   "chat_template": template.record(), "micro_batch": batches})
 
 
 def make_parser() -> argparse.ArgumentParser:

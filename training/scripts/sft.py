@@ -36,6 +36,7 @@ from training.scripts.common import (  # noqa: E402
     MetricsCallback,
     SFTRunConfig,
     dataset_hashes,
+    fit_micro_batch,
     hold_output_dir,
     load_base_model,
     load_rows,
@@ -70,8 +71,10 @@ def main(config: SFTRunConfig) -> int:
         peft_config=lora_config(config),
         callbacks=[metrics_callback, CheckpointMetadataCallback(config, hashes)],
     )
+    batches = fit_micro_batch(trainer, kind="sft", config=config)
     return train_and_finish(trainer, metrics_callback, kind="sft", config=config, hashes=hashes,
-                            extra={"train_rows": len(train_rows), "chat_template": template.record()})
+                            extra={"train_rows": len(train_rows), "chat_template": template.record(),
+                                   "micro_batch": batches})
 
 
 def make_parser() -> argparse.ArgumentParser:
