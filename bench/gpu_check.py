@@ -17,7 +17,10 @@ a. Training. Crossfeed's training/scripts/sft.py, then dpo.py on top of its adap
    both). All four runs go through `accelerate launch` with training/configs/accelerate/single_gpu.yaml
    (--launcher python: a plain `python script`, as the worker starts a one-process run). tokens/s is TRL's own
    num_tokens count over the steady steps (after the first 5), timed from the per-step log lines both write;
-   ratio = ours / bare, target >= 0.98. MFU counts as bench/gpu_training_bench.py does. The section's code is in
+   ratio = ours / bare, target >= 0.98. MFU counts as bench/gpu_training_bench.py does. Then "fitted": SFT and DPO
+   once more with Crossfeed's scripts alone, at the same micro-batch x 4 accumulation with auto_micro_batch on, so
+   that the micro-batch is sized to the card as a real run's is (training/scripts/batching.py); their MFU is the
+   one issue 16 targets (>= 0.40), and the probes are in the line. The section's code is in
    bench/gpu_check_training.py, the models' in bench/gpu_check_models.py.
 b. Candidate generation: generation.backends.transformers_backend.TransformersBackend on a ~0.5B Llama (28 x 1024,
    random weights) with a generation job's defaults (temperature 0.8, top_p 0.95, one sample), on the demo campaign's

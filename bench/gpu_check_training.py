@@ -47,6 +47,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
+FITTED_MFU_TARGET = 0.40
+
+
 def stage_settings(model: Path, sizes: Sizes, *, bf16: bool, liger: bool) -> dict:
     """The settings both sides train with, under RunConfig's names (training/scripts/config.py)."""
     return {"model_name_or_path": str(model), "max_steps": sizes.steps, "save_steps": sizes.steps,
@@ -147,6 +150,34 @@ def run_side(side: str, stage: str, settings: dict, *, args, sizes: Sizes, info:
     return result
 
 
+# The fitted runs: the preset's shape (micro-batch x accumulation, the effective batch) with the micro-batch sized
+# to the card by training/scripts/batching.py, as a real run does; Crossfeed's scripts only (bare TRL has no such
+# step). Point 1's MFU targets are read here.
+FITTED_ACCUMULATION = 4
+
+
+def fitted_run(stage: str, base: dict, data: dict, root: Path, *, args, sizes: Sizes, info: dict,
+               device: str) -> dict:
+    steps = max(sizes.warmup + 3, sizes.steps // FITTED_ACCUMULATION)
+    settings = {**base, "train_file": data[stage], "output_dir": str(root / f"fitted-{stage}"), "max_steps": steps,
+                "gradient_accumulation_steps": FITTED_ACCUMULATION, "auto_micro_batch": True}
+    if stage == "dpo":
+        settings |= {"beta": 0.1, "adapter_path": str(root / "crossfeed-sft" / "adapter")}
+    result = launch("crossfeed", stage, settings, launcher=args.launcher,
+                    accelerate_config="cpu" if args.smoke else "single_gpu", timeout_s=sizes.timeout_s)
+    out = Path(settings["output_dir"])
+    effective = sizes.batch_size * FITTED_ACCUMULATION
+    rate = steady_rate(read_metrics(out), warmup=min(sizes.warmup, steps - 1),
+                       sequences_per_step=effective * (1 if stage == "sft" else 2))
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    plan = manifest.get("micro_batch") or {}
+    return result | rate | {"mfu": mfu(rate, stage=stage, info=info, device=device), "effective_batch": effective,
+                            "manifest_status": manifest.get("status"), "micro_batch": plan.get("micro_batch"),
+                            "accumulation": plan.get("accumulation"), "probes": plan.get("probes"),
+                            "mfu_target": FITTED_MFU_TARGET}
+
+
 def compare(ours: dict, bare: dict, *, smoke: bool) -> dict:
     ratio = (round(ours["tokens_per_s"] / bare["tokens_per_s"], 3)
              if ours.get("tokens_per_s") and bare.get("tokens_per_s") else None)
@@ -192,6 +223,8 @@ def section_a(args, sizes: Sizes, models: Models, device: str) -> dict:
         if stage == "dpo":
             settings |= {"beta": 0.1, "adapter_path": str(root / f"{side}-sft" / "adapter")}
         results[stage][side] = run_side(side, stage, settings, args=args, sizes=sizes, info=info, device=device)
+    fitted = {stage: fitted_run(stage, base, data, root, args=args, sizes=sizes, info=info, device=device)
+              for stage in ("sft", "dpo")}
     line = {"section": "a", "model": info,
             "settings": {key: base[key] for key in ("per_device_train_batch_size", "max_length", "max_steps",
                                                     "bf16", "use_liger_kernel", "lora_r", "lora_target_modules",
@@ -199,7 +232,8 @@ def section_a(args, sizes: Sizes, models: Models, device: str) -> dict:
                 "warmup_steps_untimed": sizes.warmup, "launcher": args.launcher, "dpo_on_sft_adapter": True}}
     for stage in ("sft", "dpo"):
         line[stage] = compare(results[stage]["crossfeed"], results[stage]["bare"], smoke=args.smoke)
-    runs = [run for stage in results.values() for run in stage.values()]
+    line["fitted"] = fitted
+    runs = [run for stage in results.values() for run in stage.values()] + list(fitted.values())
     line["ok"] = all(run["exit_code"] == 0 and run["adapter"] and run.get("tokens_per_s") for run in runs) and all(
         results[stage]["crossfeed"]["manifest_status"] == "succeeded" for stage in results)
     return line

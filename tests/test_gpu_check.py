@@ -63,6 +63,12 @@ def test_smoke_runs_every_section_without_django(tmp_path):
         assert ours["last_loss"] == pytest.approx(bare["last_loss"], rel=1e-3)
         assert training[stage]["same_tokens_per_step"] and training[stage]["ratio"] > 0
         assert training[stage]["meets_target"] is None  # a smoke run claims no figure
+        # The fitted run: 2 x 4 asked for, and on the CPU (auto_micro_batch: true, "fits" = the step ran) the
+        # largest divisor of the effective batch, 8 x 1, was taken.
+        fitted = training["fitted"][stage]
+        assert fitted["exit_code"] == 0 and fitted["manifest_status"] == "succeeded" and fitted["tokens_per_s"] > 0
+        assert (fitted["micro_batch"], fitted["accumulation"]) == (8, 1) and fitted["effective_batch"] == 8
+        assert [probe["micro_batch"] for probe in fitted["probes"]] == [4, 8]
 
     generation = sections["b"]
     assert generation["ok"] and [run["batch_size"] for run in generation["transformers"]] == [2, 4]
