@@ -32,8 +32,9 @@ postgres-binaries:
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py seed_demo --if-empty
+	# The tiny model first: the demo adds a translator on it (annotation/services/demo.py).
 	$(PY) manage.py build_tiny_model
+	$(PY) manage.py seed_demo --if-empty
 	HOST=$(HOST) PORT=$(PORT) bin/serve
 
 # Two pytest-xdist workers (TEST_WORKERS=0: one process): the suite is mostly waiting on SQLite, Chromium and tiny
@@ -51,8 +52,10 @@ lint: install
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# The first run also creates var/bench/lmeval-venv (lm-evaluation-harness beside our torch, for bench/loglik_bench.py;
+# a few minutes, 1.8 GiB). BENCH_ARGS: e.g. --quick, or --only loglik,evaluation.
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 # Interface translations (docs/translations.md): refresh every catalog in locale/ from the code, then compile the
 # .mo files that are committed beside them (so that running Crossfeed needs no gettext). Needs GNU gettext.

@@ -1,13 +1,24 @@
-"""Evaluation benchmark: batched greedy generation against a one-prompt-at-a-time loop, and language identification.
+"""Evaluation benchmark: batched greedy generation against a one-prompt-at-a-time loop, language identification, and
+the automatic evaluation after training, end to end.
 
     .venv/bin/python bench/evaluation_bench.py                   # 64 prompts, 32 new tokens, batches of 32, 1 thread
     .venv/bin/python bench/evaluation_bench.py --prompts 128 --batch-size 64 --threads 2
-    .venv/bin/python bench/evaluation_bench.py --skip-generation # language identification only
+    .venv/bin/python bench/evaluation_bench.py --skip-generation --skip-after-training   # language identification
+    .venv/bin/python bench/evaluation_bench.py --after-training-max-new-tokens 64        # a shorter end-to-end run
 
 Generation runs on the tiny local model (built into a temporary folder, random weights), on the same prompts in
 the same process: the shipped sample sets' translation, summarization and open-ended prompts, rendered through the
 chat template, exactly as an evaluation run builds them. Targets: batched ≥ 5× the loop's tokens/s on a CPU, and
 language identification ≥ 10,000 responses/s on one core (the off-target check every generated output gets).
+
+The automatic evaluation after training: a succeeded SFT run of the tiny model (a real LoRA adapter with random
+weights, so the version answers differently from its base) queues, through `evaluation_after_training`, the
+evaluation of the version and of its base model on every benchmark and language of the sample sets, with the
+real settings (512 new tokens, batches of 8); the worker's own function runs each one. Reported: the wall time per
+model and in all, and the share of it spent loading the model, building prompts, generating, scoring
+log-likelihoods, computing metrics and writing outputs and results (the run's own timers, EvaluationRun.timings).
+The database and media live in the temporary folder, whatever CROSSFEED_VAR_DIR or DATABASE_URL say.
+
 Prints one JSON line per measurement.
 """
 
@@ -44,15 +55,21 @@ def sample_examples():
 
 
 def build_model(folder: Path) -> Path:
-    os.environ.setdefault("CROSSFEED_VAR_DIR", str(folder / "var"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crossfeed.settings")
-    import django
-
-    django.setup()
     from training.services.registry import tiny_model_build
 
     tiny_model_build(output_dir=folder / "tiny", register=False)  # the same model the tests and demos use
     return folder / "tiny"
+
+
+def setup_django(folder: Path) -> None:
+    """Django on a private database and media folder: `make bench` exports CROSSFEED_VAR_DIR=var, the real one."""
+    os.environ["CROSSFEED_VAR_DIR"] = str(folder / "var")
+    os.environ["CROSSFEED_MEDIA_ROOT"] = str(folder / "var" / "media")
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crossfeed.settings")
+    import django
+
+    django.setup()
 
 
 def bench_generation(args) -> dict:
@@ -61,8 +78,7 @@ def bench_generation(args) -> dict:
     from evaluation.inference import ModelSpec, Throughput, generate, load_model, render_prompt
 
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as folder:
-        loaded = load_model(ModelSpec(str(build_model(Path(folder)))), device="cpu")
+    loaded = load_model(ModelSpec(str(build_model(args.folder))), device="cpu")
     examples = sample_examples()
     prompts = [render_prompt(loaded, benchmark.messages(example)) for benchmark, example in examples]
     prompts = (prompts * (args.prompts // len(prompts) + 1))[: args.prompts]
@@ -124,6 +140,55 @@ def bench_langid(args) -> dict:
     }
 
 
+def lora_version(base, folder: Path):
+    """A succeeded SFT run with its version: a LoRA adapter on q_proj/v_proj (the presets' targets) with random
+    weights in both matrices, so that merging it changes what the model says."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from annotation.models import JobStatus
+    from training.models import ModelVersion, TrainingRun
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base.path)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder / "adapter")
+    run = TrainingRun.objects.create(kind="sft", base_model=base, status=JobStatus.SUCCEEDED, sft_file="bench")
+    ModelVersion.objects.create(name="tiny-sft-bench", base_model=base, run=run, kind="sft",
+                                adapter_path=str(folder / "adapter"))
+    return run
+
+
+def bench_after_training(args) -> dict:
+    import torch
+    from django.core.management import call_command
+
+    from evaluation.services import evaluation_after_training, evaluation_run_execute
+    from training.services.registry import base_model_register
+
+    torch.set_num_threads(args.threads)
+    call_command("migrate", verbosity=0)
+    base = base_model_register(name="tiny-bench", path=str(build_model(args.folder)))
+    queued = evaluation_after_training(lora_version(base, args.folder), enqueue=False,
+                                       max_new_tokens=args.after_training_max_new_tokens)
+    models, began = [], time.perf_counter()
+    for evaluation in queued:
+        started = time.perf_counter()
+        done = evaluation_run_execute(run_id=evaluation.pk)
+        models.append({"model": done.model_label, "status": done.status, "examples": done.progress_done,
+                       "wall_seconds": round(time.perf_counter() - started, 2), **done.timings})
+    wall = time.perf_counter() - began
+    phases = {name: round(sum(model["seconds"][name] for model in models), 2) for name in models[0]["seconds"]}
+    return {
+        "bench": "evaluation_after_training", "device": "cpu", "threads": args.threads,
+        "max_new_tokens": args.after_training_max_new_tokens, "batch_size": queued[0].batch_size,
+        "models": len(models), "wall_seconds": round(wall, 2),
+        "seconds": phases, "share": {name: round(value / wall, 3) for name, value in phases.items()},
+        "per_model": models,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
@@ -132,10 +197,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--responses", type=int, default=20_000)
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--skip-after-training", action="store_true")
+    parser.add_argument("--after-training-max-new-tokens", type=int, default=512)
     args = parser.parse_args()
-    if not args.skip_generation:
-        print(json.dumps(bench_generation(args)), flush=True)
-    print(json.dumps(bench_langid(args)), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        args.folder = Path(folder)
+        setup_django(args.folder)
+        if not args.skip_generation:
+            print(json.dumps(bench_generation(args)), flush=True)
+        print(json.dumps(bench_langid(args)), flush=True)
+        if not args.skip_after_training:
+            print(json.dumps(bench_after_training(args)), flush=True)
 
 
 if __name__ == "__main__":

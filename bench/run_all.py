@@ -29,7 +29,9 @@ BENCHES = {
     "size": ("size_bench.py", [], ["--items", "10000"]),
     "import": ("import_bench.py", [], ["--items", "20000", "--annotators", "8"]),
     "training": ("training_bench.py", [], []),
-    "evaluation": ("evaluation_bench.py", [], []),
+    "evaluation": ("evaluation_bench.py", [], ["--after-training-max-new-tokens", "64"]),
+    # Log-likelihood scoring against lm-evaluation-harness's HF backend (its own virtualenv, made on the first run).
+    "loglik": ("loglik_bench.py", [], ["--rounds", "3", "--batch-sizes", "8"]),
     "generation": ("generation_bench.py", [], ["--prompts", "32", "--batch-sizes", "32"]),
     "langid": ("langid_bench.py", [], []),
     "gpu_check": ("gpu_check.py", [], ["--steps", "12"]),
@@ -105,6 +107,21 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
                 f"{line['backend_tokens_per_s']:,} tokens/s, {line['backend_prompts_per_s']} prompts/s",
                 f"one-at-a-time generate: {line['one_at_a_time_tokens_per_s']:,} tokens/s", f"{line['ratio']}x",
                 f">= {line['target_ratio']}x")
+    if kind == "loglik":
+        title = (f"log-likelihood scoring, tiny model, CPU, batch {line['batch_size']} ({line['requests']} requests, "
+                 f"{line['threads']} thread)")
+        figure = f"{line['crossfeed_requests_per_s']} requests/s, {line['crossfeed_tokens_per_s']:,} tokens/s"
+        if "skipped" in line:
+            return title, figure, line["skipped"][:110], "", ">= 1.0x"
+        return (title, f"{figure} (max |diff| {line['max_abs_loglik_difference']})",
+                f"lm-eval HFLM: {line['lm_eval_requests_per_s']} requests/s, "
+                f"{line['lm_eval_tokens_per_s']:,} tokens/s",
+                f"{line['ratio']}x (CPU {line['ratio_by_cpu_time']}x)", f">= {line['target_ratio']}x")
+    if kind == "evaluation_after_training":
+        share = ", ".join(f"{name} {value:.1%}" for name, value in line["share"].items())
+        return (f"evaluation after training, {line['models']} models, sample sets, "
+                f"{line['max_new_tokens']} new tokens",
+                f"{line['wall_seconds']} s: {share}", "", "", "-")
     if kind == "langid":
         coverage = "-" if line["coverage"] is None else f"{line['coverage']:.1%}"
         accuracy = "-" if line["accuracy"] is None else f"{line['accuracy']:.1%}"

@@ -12,14 +12,26 @@ similar length and little padding, longest first so that running out of memory h
 hour. Padding is on the left: every row's last prompt token then sits at the same position, where generation
 continues; transformers derives position ids from the attention mask, so a padded row decodes exactly as it would
 alone (a test checks this against one-at-a-time decoding).
+
+Log-likelihoods are scored as lm-evaluation-harness's HF backend scores them (`_loglikelihood_tokens`): one row per
+context + continuation without its last token, rows sorted longest first, padded on the right (a causal model's
+real tokens never look right, so no mask is needed and every row keeps the positions it has alone), and options
+whose rows are the same (one-token answers such as "A"/"B"/"C"/"D" after the same context) share one row. Only the
+positions that predict a continuation go through the output layer (`logits_to_keep`) and the softmax.
+
+Token ids are cached per loaded model (TokenCache): a prompt is encoded when it is fitted to the context, again
+when it is generated from or scored, and once per option.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import math
 import time
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +77,34 @@ class ModelSpec:
     chat_template_name: str = "auto"
 
 
+class TokenCache:
+    """Token ids of texts already encoded, the least recently used dropped first once `budget` tokens are held. Ids are
+    kept as 4-byte arrays: the default budget is 8 MB, a couple of thousand XL-Sum articles."""
+
+    def __init__(self, budget: int = 2_000_000) -> None:
+        self.budget = budget
+        self.tokens = 0
+        self.hits = 0
+        self.misses = 0
+        self._ids: OrderedDict[tuple[str, bool], array] = OrderedDict()
+
+    def encode(self, tokenizer: Any, text: str, *, special: bool) -> list[int]:
+        key = (text, special)
+        cached = self._ids.get(key)
+        if cached is not None:
+            self.hits += 1
+            self._ids.move_to_end(key)
+            return list(cached)
+        self.misses += 1
+        ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+        if len(ids) <= self.budget:
+            self._ids[key] = array("i", ids)
+            self.tokens += len(ids)
+            while self.tokens > self.budget:
+                self.tokens -= len(self._ids.popitem(last=False)[1])
+        return ids
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -72,6 +112,7 @@ class LoadedModel:
     device: torch.device
     context_length: int
     chat_template: ChatTemplate | None = None  # the template prompts are rendered with (None: the tokenizer's)
+    token_cache: TokenCache = field(default_factory=TokenCache)
 
 
 @dataclass(frozen=True)
@@ -212,7 +253,11 @@ def encode_prompt(loaded: LoadedModel, prompt: str | Prompt) -> list[int]:
     prompt = _as_prompt(prompt)
     tokenizer = loaded.tokenizer
     special = not prompt.templated and not (tokenizer.bos_token and prompt.text.startswith(tokenizer.bos_token))
-    return tokenizer(prompt.text, add_special_tokens=special)["input_ids"]
+    return _encode(loaded, prompt.text, special=special)
+
+
+def _encode(loaded: LoadedModel, text: str, *, special: bool) -> list[int]:
+    return loaded.token_cache.encode(loaded.tokenizer, text, special=special)
 
 
 def _fit(ids: list[int], room: int, bos_id: int | None) -> tuple[list[int], bool]:
@@ -302,6 +347,18 @@ def generate(
     return [result for result in results if result is not None]
 
 
+@dataclass
+class ScoringStats:
+    """What log-likelihood scoring did, summed over calls: requests (prompt, option), the rows the model ran (options
+    sharing a row counted once), their tokens, batches, and the seconds in the model's forward passes."""
+
+    requests: int = 0
+    rows: int = 0
+    tokens: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
 @_inference_mode
 def score_options(
     loaded: LoadedModel,
@@ -310,11 +367,13 @@ def score_options(
     *,
     batch_size: int = 8,
     on_batch: Callable[[list[int], list[list[float]]], None] | None = None,
+    stats: ScoringStats | None = None,
 ) -> list[list[float]]:
     """For each prompt, the log-likelihood of each of its options as the continuation: the sum over the option's
     tokens of log p(token | prompt, earlier option tokens), as lm-evaluation-harness computes `loglikelihood`
     (and splits a plain-text context from its option as lm-eval does, `_encode_pair`). The prediction is the argmax.
-    `on_batch(prompt indices, their scores)` runs as prompts complete."""
+    `on_batch(prompt indices, their scores)` runs as prompts complete. `batch_size` counts rows (forward passes):
+    options that share their row (same context, one-token answers) take one."""
     if len(prompts) != len(options):
         raise ValueError(f"{len(prompts)} prompts but {len(options)} option lists")
     requests = []  # (prompt index, option index, context ids, continuation ids)
@@ -324,18 +383,38 @@ def score_options(
             if not continuation:
                 raise ValueError(f"option {o_index} of prompt {p_index} is empty: nothing to score")
             room = max(1, loaded.context_length - len(continuation))
-            requests.append((p_index, o_index, _fit(context, room, loaded.tokenizer.bos_token_id)[0], continuation))
+            context = _fit(context, room, loaded.tokenizer.bos_token_id)[0]
+            if not context:
+                raise ValueError(f"prompt {p_index} encodes to no tokens: there is nothing to score option "
+                                 f"{o_index} after")
+            requests.append((p_index, o_index, context, continuation))
+    # The model reads context + continuation less its last token (nothing is predicted after it); requests whose
+    # inputs are the same share one row: "A", "B", "C", "D" after one Belebele question are one forward pass.
+    rows: dict[tuple[int, ...], list[int]] = {}
+    for index, (_, _, context, continuation) in enumerate(requests):
+        rows.setdefault(tuple(context + continuation[:-1]), []).append(index)
+    # Longest first (an out-of-memory error comes at once), ties by content as lm-eval orders them.
+    order = sorted(rows, key=lambda ids: (-len(ids), ids))
     scores: list[list[float]] = [[math.nan] * len(choices) for choices in options]
     remaining = [len(choices) for choices in options]
-    order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][2]) + len(requests[i][3])))
     for start in range(0, len(order), batch_size):
-        chunk = [requests[i] for i in order[start:start + batch_size]]
+        chunk = order[start:start + batch_size]
+        began = time.perf_counter()
+        values = _score_rows(loaded, chunk, [[requests[i] for i in rows[ids]] for ids in chunk])
+        if stats is not None:
+            stats.seconds += time.perf_counter() - began
+            stats.rows += len(chunk)
+            stats.tokens += sum(map(len, chunk))
+            stats.batches += 1
+            stats.requests += sum(len(rows[ids]) for ids in chunk)
         completed = []
-        for (p_index, o_index, _, _), value in zip(chunk, _score_batch(loaded, chunk), strict=True):
-            scores[p_index][o_index] = value
-            remaining[p_index] -= 1
-            if remaining[p_index] == 0:
-                completed.append(p_index)
+        for ids, row_values in zip(chunk, values, strict=True):
+            for index, value in zip(rows[ids], row_values, strict=True):
+                p_index, o_index = requests[index][:2]
+                scores[p_index][o_index] = value
+                remaining[p_index] -= 1
+                if remaining[p_index] == 0:
+                    completed.append(p_index)
         if on_batch is not None and completed:
             on_batch(completed, [scores[i] for i in completed])
     return scores
@@ -349,10 +428,10 @@ def _encode_pair(loaded: LoadedModel, prompt: Prompt, option: str) -> tuple[list
     context + option past the context's own."""
     tokenizer = loaded.tokenizer
     if prompt.templated:
-        answer = tokenizer(prompt.answer_prefix + option, add_special_tokens=False)["input_ids"]
+        answer = _encode(loaded, prompt.answer_prefix + option, special=False)
         return encode_prompt(loaded, prompt), answer
     if prompt.text == "":
-        continuation = tokenizer(option, add_special_tokens=False)["input_ids"]
+        continuation = _encode(loaded, option, special=False)
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if continuation[:1] == [prefix]:
             return continuation[:1], continuation[1:]
@@ -366,19 +445,36 @@ def _encode_pair(loaded: LoadedModel, prompt: Prompt, option: str) -> tuple[list
     return context_ids, whole[len(context_ids):]
 
 
-def _score_batch(loaded: LoadedModel, chunk: list[tuple[int, int, list[int], list[int]]]) -> list[float]:
-    rows = [context + continuation for _, _, context, continuation in chunk]
-    input_ids, attention = _left_pad(rows, loaded.tokenizer.pad_token_id, loaded.device)
-    # Position ids from the mask, as generate() makes them: a left-padded row scores as it would alone.
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    logits = loaded.model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    width = input_ids.shape[1]
+@functools.cache
+def _keeps_logits(forward: Callable) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (every causal LM of transformers 5 does): the output layer
+    then runs on the positions that predict a continuation only, not on every context token."""
+    try:
+        return "logits_to_keep" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _score_rows(loaded: LoadedModel, rows: list[tuple[int, ...]],
+                requests: list[list[tuple[int, int, list[int], list[int]]]]) -> list[list[float]]:
+    """One forward pass over `rows` padded on the right; for each row, the log-likelihood of each of its requests."""
+    width = len(rows[0])  # the longest row: rows come sorted longest first
+    input_ids = torch.full((len(rows), width), loaded.tokenizer.pad_token_id, dtype=torch.long)
+    for index, row in enumerate(rows):
+        input_ids[index, :len(row)] = torch.tensor(row, dtype=torch.long)
+    # The continuation's token i sits at position len(context) + i and is predicted at position len(context) + i - 1.
+    first = min(len(context) - 1 for row_requests in requests for _, _, context, _ in row_requests)
+    kwargs = {"logits_to_keep": width - first} if _keeps_logits(type(loaded.model).forward) else {}
+    logits = loaded.model(input_ids=input_ids.to(loaded.device), **kwargs).logits
+    offset = width - logits.shape[1]  # position p's logits are at p - offset
     values = []
-    for row, (_, _, _, continuation) in enumerate(chunk):
-        # The token at position t is predicted by the logits at t - 1; the continuation fills the row's end.
-        targets = torch.tensor(continuation, device=loaded.device)
-        first = width - len(continuation)
-        predicted = log_probs[row, first - 1:width - 1].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        values.append(float(predicted.sum()))
+    for index, (row, row_requests) in enumerate(zip(rows, requests, strict=True)):
+        begin = min(len(context) - 1 for _, _, context, _ in row_requests)
+        log_probs = torch.log_softmax(logits[index, begin - offset:len(row) - offset].float(), dim=-1)
+        row_values = []
+        for _, _, context, continuation in row_requests:
+            at = len(context) - 1 - begin
+            targets = torch.tensor(continuation, device=log_probs.device).unsqueeze(-1)
+            row_values.append(float(log_probs[at:at + len(continuation)].gather(-1, targets).sum()))
+        values.append(row_values)
     return values

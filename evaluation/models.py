@@ -62,6 +62,9 @@ class EvaluationRun(BackgroundJob, models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    # The last attempt's wall time by phase (load_model, prompts, generate, loglikelihood, metrics, write) and what
+    # it did (batches, rows, tokens): evaluation/services/execution.py, Attempt.report.
+    timings = models.JSONField(default=dict, blank=True, help_text=_("where the last attempt's time went"))
     error = models.TextField(blank=True)
     outputs_path = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)

@@ -32,11 +32,12 @@ def read_records(path: Path | str, *, benchmark: str | None = None, language: st
     path = Path(path)
     if not path.is_file():
         return
-    # Cheap pre-filter on the raw bytes before parsing: drill-down pages read one language of a large file.
-    needle = json.dumps(benchmark).encode() if benchmark else None
+    # Cheap pre-filter on the raw bytes before parsing: drill-down pages read one language of a large file, and a
+    # run scores each language from the file as soon as it is complete.
+    needles = [json.dumps(value).encode() for value in (benchmark, language) if value]
     with path.open("rb") as handle:
         for raw in handle:
-            if not raw.endswith(b"\n") or (needle and needle not in raw):
+            if not raw.endswith(b"\n") or any(needle not in raw for needle in needles):
                 continue
             try:
                 record = json.loads(raw)

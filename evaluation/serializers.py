@@ -86,6 +86,9 @@ class EvaluationRunSerializer(serializers.Serializer):
     progress = serializers.SerializerMethodField()
     eta_seconds = serializers.IntegerField(allow_null=True)
     tokens_per_second = serializers.FloatField(allow_null=True)
+    timings = serializers.JSONField(help_text="the last attempt: wall_seconds, seconds and share per phase "
+                                              "(load_model, prompts, generate, loglikelihood, metrics, write, "
+                                              "other), batches, rows and tokens")
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     created_at = serializers.DateTimeField()

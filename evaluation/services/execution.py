@@ -1,10 +1,19 @@
-"""Running an evaluation on a worker: claim it, load the model once, then benchmark by benchmark, language by
-language, generate or score the examples not yet in the outputs file, and store each language's results as soon as
-it is complete.
+"""Running an evaluation on a worker: claim it, load the model once, then score the examples not yet in the outputs
+file in batches that span benchmarks and languages — first every option of every classification benchmark (one
+log-likelihood pass), then every generation prompt (one greedy pass), each sorted by length across the whole run —
+and store each language's results as soon as its last example is done.
+
+Batching across benchmarks and languages matters because a batch costs about as much as its longest row: with
+batches of 8 per language, the sample sets' 3–5 prompts per language made every generation batch a half-empty one
+that ran its full max_new_tokens (25 batches of ≤ 5 prompts for 99 prompts; now 13 batches of 8).
 
 Every batch appends its outputs to the run's JSONL (fsynced), moves the progress, beats the heart and looks for a
 cancel request. A crash marks the run failed with the reason and keeps the file; Retry runs only what is missing
 from it, and the results come from the file, so a run in three attempts scores exactly as a run in one.
+
+Each attempt records where its time went (`EvaluationRun.timings`): loading the model, building prompts, generating,
+scoring log-likelihoods, computing metrics, writing outputs and results; each phase excludes the phases nested in it
+(the writes done from inside a generation batch count as writing, not generating).
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +37,8 @@ from evaluation.benchmarks import BenchmarkDataError, Example
 from evaluation.inference import (
     Generation,
     LoadedModel,
+    Prompt,
+    ScoringStats,
     Throughput,
     benchmark_prompt,
     generate,
@@ -43,6 +56,45 @@ HEARTBEAT_SECONDS = 5.0
 
 class RunCancelled(Exception):
     pass
+
+
+PHASES = ("load_model", "prompts", "generate", "loglikelihood", "metrics", "write")
+
+
+class PhaseTimer:
+    """Wall seconds per phase of an attempt, each phase exclusive of the phases entered inside it: a phase entered
+    while another runs pauses that one. Two perf_counter calls per entry, so it can wrap every batch."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.started = time.perf_counter()
+        self._stack: list[str] = []
+        self._since = self.started
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self._switch()
+        self._stack.append(name)
+        try:
+            yield
+        finally:
+            self._switch()
+            self._stack.pop()
+
+    def _switch(self) -> None:
+        now = time.perf_counter()
+        if self._stack:
+            self.seconds[self._stack[-1]] += now - self._since
+        self._since = now
+
+    def report(self, **counts: Any) -> dict[str, Any]:
+        """{"wall_seconds", "seconds": {phase: s}, "share": {phase: fraction of wall}, **counts}; "other" is the
+        rest (database progress updates, reading the plan)."""
+        wall = time.perf_counter() - self.started
+        seconds = {name: round(value, 3) for name, value in self.seconds.items()}
+        seconds["other"] = round(max(0.0, wall - sum(self.seconds.values())), 3)
+        share = {name: round(value / wall, 4) if wall > 0 else 0.0 for name, value in seconds.items()}
+        return {"wall_seconds": round(wall, 3), "seconds": seconds, "share": share, **counts}
 
 
 @dataclass
@@ -91,8 +143,9 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
         logger.info("evaluation run %s is %s, not queued: not running it", run_id, run.status)
         return run
     keep = "The outputs so far are kept; Retry continues after them."
+    attempt = Attempt()
     try:
-        _execute(run)
+        _execute(run, attempt)
         status, error = JobStatus.SUCCEEDED, ""
     except RunCancelled:
         status, error = JobStatus.CANCELLED, f"cancelled. {keep}"
@@ -102,48 +155,107 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
         logger.exception("evaluation run %s crashed in the worker", run_id)
         status, error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}. {keep}"
     EvaluationRun.objects.filter(pk=run_id).update(status=status, error=error, finished_at=timezone.now(),
-                                                   eta_seconds=None)
+                                                   eta_seconds=None, timings=attempt.report())
     run.refresh_from_db()
     return run
 
 
-def _execute(run: EvaluationRun) -> None:
+@dataclass
+class Attempt:
+    """Where one attempt's time went, and how much work it did (EvaluationRun.timings)."""
+
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+    models_loaded: int = 0
+    generation: Throughput = field(default_factory=Throughput)
+    scoring: ScoringStats = field(default_factory=ScoringStats)
+    loaded: LoadedModel | None = None
+
+    def report(self) -> dict[str, Any]:
+        cache = self.loaded.token_cache if self.loaded is not None else None
+        return self.timer.report(
+            models_loaded=self.models_loaded,
+            generation={"prompts": self.generation.prompts, "batches": len(self.generation.batches),
+                        "new_tokens": self.generation.new_tokens},
+            loglikelihood={"requests": self.scoring.requests, "rows": self.scoring.rows,
+                           "batches": self.scoring.batches, "tokens": self.scoring.tokens},
+            token_cache={"hits": cache.hits, "misses": cache.misses} if cache is not None else None,
+        )
+
+
+@dataclass
+class Pending:
+    """An example still to run, with the unit it belongs to and its prompt."""
+
+    unit: Unit
+    example: Example
+    prompt: Prompt
+
+
+def _execute(run: EvaluationRun, attempt: Attempt) -> None:
+    timer = attempt.timer
     units = run_plan(run)
-    log = OutputLog(run.outputs_path)
-    _store_skips(run, [unit for unit in units if unit.skip_reason])
+    with timer.phase("write"):
+        log = OutputLog(run.outputs_path)
+        _store_skips(run, [unit for unit in units if unit.skip_reason])
     todo = [(unit, [e for e in unit.examples if (unit.benchmark.name, unit.language, e.id) not in log.done])
             for unit in units if not unit.skip_reason]
     total = sum(len(unit.examples) for unit, _ in todo)
     done = total - sum(len(pending) for _, pending in todo)
-    tracker = Tracker(run_id=run.pk, total=total, done=done, done_at_start=done)
-    tracker.beat()
-    loaded = load_model(model_spec(run)) if any(pending for _, pending in todo) else None
+    tracker = Tracker(run_id=run.pk, total=total, done=done, done_at_start=done, throughput=attempt.generation)
     tracker.beat()
     for unit, pending in todo:
-        if pending:
-            _run_unit(run, unit, pending, loaded, log, tracker)
-        _store_results(run, unit)
+        if not pending:  # finished by an earlier attempt: its results come from the file
+            _store_results(run, unit, timer)
+    if not any(pending for _, pending in todo):
+        tracker.beat()
+        return
+    with timer.phase("load_model"):
+        loaded = attempt.loaded = load_model(model_spec(run))
+        attempt.models_loaded += 1
     tracker.beat()
+    work = []
+    for unit, pending in todo:
+        with timer.phase("prompts"):
+            work += [Pending(unit, example, benchmark_prompt(loaded, unit.benchmark, example,
+                                                             max_new_tokens=run.max_new_tokens))
+                     for example in pending]
+        tracker.advance(0)  # fitting every XL-Sum article of a full data set to the context takes a while
+    # A unit's results are stored when its last pending example is written.
+    left = {id(unit): len(pending) for unit, pending in todo}
 
+    def finished(items: list[Pending]) -> None:
+        for item in items:
+            left[id(item.unit)] -= 1
+            if left[id(item.unit)] == 0:
+                _store_results(run, item.unit, timer)
+        tracker.advance(len(items))
 
-def _run_unit(run: EvaluationRun, unit: Unit, pending: list[Example], loaded: LoadedModel, log: OutputLog,
-              tracker: Tracker) -> None:
-    prompts = [benchmark_prompt(loaded, unit.benchmark, example, max_new_tokens=run.max_new_tokens)
-               for example in pending]
-    if unit.benchmark.generates:
-        def saved(indices: list[int], generations: list[Generation]) -> None:
-            log.append(_generation_record(unit, pending[i], g) for i, g in zip(indices, generations, strict=True))
-            tracker.advance(len(indices))
-
-        generate(loaded, prompts, max_new_tokens=run.max_new_tokens, batch_size=run.batch_size, on_batch=saved,
-                 throughput=tracker.throughput)
-    else:
+    # Classification first: one log-likelihood pass is quick, so those results show while generation runs.
+    choices = [item for item in work if not item.unit.benchmark.generates]
+    if choices:
         def scored(indices: list[int], scores: list[list[float]]) -> None:
-            log.append(_choice_record(unit, pending[i], s) for i, s in zip(indices, scores, strict=True))
-            tracker.advance(len(indices))
+            with timer.phase("write"):
+                log.append(_choice_record(choices[i].unit, choices[i].example, s)
+                           for i, s in zip(indices, scores, strict=True))
+            finished([choices[i] for i in indices])
 
-        score_options(loaded, prompts, [example.options for example in pending], batch_size=run.batch_size,
-                      on_batch=scored)
+        with timer.phase("loglikelihood"):
+            score_options(loaded, [item.prompt for item in choices], [item.example.options for item in choices],
+                          batch_size=run.batch_size, on_batch=scored, stats=attempt.scoring)
+    answers = [item for item in work if item.unit.benchmark.generates]
+    if answers:
+        def saved(indices: list[int], generations: list[Generation]) -> None:
+            with timer.phase("metrics"):  # the off-target mark saved with each output
+                records = [_generation_record(answers[i].unit, answers[i].example, g)
+                           for i, g in zip(indices, generations, strict=True)]
+            with timer.phase("write"):
+                log.append(records)
+            finished([answers[i] for i in indices])
+
+        with timer.phase("generate"):
+            generate(loaded, [item.prompt for item in answers], max_new_tokens=run.max_new_tokens,
+                     batch_size=run.batch_size, on_batch=saved, throughput=attempt.generation)
+    tracker.beat()
 
 
 def _base_record(unit: Unit, example: Example) -> dict[str, Any]:
@@ -176,14 +288,15 @@ def _store_skips(run: EvaluationRun, units: list[Unit]) -> None:
             )
 
 
-def _store_results(run: EvaluationRun, unit: Unit) -> None:
+def _store_results(run: EvaluationRun, unit: Unit, timer: PhaseTimer) -> None:
     """Score one language from the outputs file (only the examples this run plans: the file is the truth)."""
-    wanted = {example.id for example in unit.examples}
-    by_id = {str(record["id"]): record for record in read_records(run.outputs_path, benchmark=unit.benchmark.name,
-                                                                  language=unit.language)}
-    records = [record for example_id, record in by_id.items() if example_id in wanted]
-    values = score(unit.benchmark, records, spm_model_path=spbleu_model_path(settings.SPBLEU_MODEL))
-    with transaction.atomic():
+    with timer.phase("metrics"):
+        wanted = {example.id for example in unit.examples}
+        by_id = {str(record["id"]): record
+                 for record in read_records(run.outputs_path, benchmark=unit.benchmark.name, language=unit.language)}
+        records = [record for example_id, record in by_id.items() if example_id in wanted]
+        values = score(unit.benchmark, records, spm_model_path=spbleu_model_path(settings.SPBLEU_MODEL))
+    with timer.phase("write"), transaction.atomic():
         for value in values:
             counts = value.counts or {"on_target": None, "off_target": None, "not_measurable": None}
             EvaluationResult.objects.update_or_create(

@@ -98,7 +98,7 @@ def test_a_crash_keeps_the_outputs_and_retry_continues_after_them(tiny_base, mon
     assert run.status == JobStatus.FAILED
     assert "Crash: CUDA out of memory (simulated)" in run.error and "Retry continues" in run.error
     assert len(lines_of(run)) == 4, "two batches of two were saved before the crash"
-    assert calls == [5]
+    assert calls == [16], "one generation call for every benchmark and language of the run"
 
     # A worker killed mid-write leaves half a line; the next attempt cuts it off.
     with Path(run.outputs_path).open("a", encoding="utf-8") as handle:
