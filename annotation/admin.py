@@ -120,10 +120,11 @@ class ImportForm(forms.Form):
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignAdminForm  # the service's rules, as in the API
-    list_display = ["name", "status", "overlap", "lease_minutes", "progress", "created_at"]
-    list_filter = ["status"]
+    list_display = ["name", "task", "status", "overlap", "lease_minutes", "progress", "created_at"]
+    list_filter = ["status", "task"]
     search_fields = ["name"]
-    readonly_fields = ["created_by", "created_at"]
+    # task: set when the campaign is made (post-editing campaigns come from translation jobs), never changed.
+    readonly_fields = ["task", "created_by", "created_at"]
     change_form_template = "admin/annotation/campaign/change_form.html"
     actions = ["export_preference_dataset"]
     inlines = [CampaignGuidelineInline, PayRateInline]  # people: guidelines per language, pay rates
@@ -343,7 +344,9 @@ class JudgmentAdmin(admin.ModelAdmin):
                    "item__campaign__status"]
     search_fields = ["item__external_id", "annotator__username", "comment"]
     list_select_related = ["item", "item__campaign", "annotator"]
-    fields = ["item", "annotator", "ranking", "comment", "seconds_spent", "revision", "created_at", "updated_at"]
+    # verdict and edits: post-editing campaigns' judgments (their ranking is empty).
+    fields = ["item", "annotator", "ranking", "verdict", "edits", "comment", "seconds_spent", "revision", "created_at",
+              "updated_at"]
     readonly_fields = fields
 
     @admin.display(description=_("ranking"))
@@ -405,7 +408,8 @@ class SkipAdmin(admin.ModelAdmin):
 class JudgmentSubmissionAdmin(admin.ModelAdmin):
     list_display = ["judgment", "annotator", "idempotency_key", "created_at"]
     search_fields = ["idempotency_key", "annotator__username"]
-    readonly_fields = ["judgment", "annotator", "idempotency_key", "ranks", "flags", "comment", "created_at"]
+    readonly_fields = ["judgment", "annotator", "idempotency_key", "ranks", "flags", "verdict", "edits", "comment",
+                       "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -166,7 +166,8 @@ class CampaignNext(APIView):
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         item, responses = selectors.item_and_responses(lease.item_id)
-        return Response({"item": serializers.item_payload(item, request.user.id, lease, responses)})
+        payload = serializers.item_payload(item, request.user.id, lease, responses, task=campaign.task)
+        return Response({"task": campaign.task, "item": payload})
 
 
 class ItemDetail(APIView):
@@ -176,31 +177,33 @@ class ItemDetail(APIView):
         if item is None:
             raise NotFound(_("no such item, or it is not one you can see"))
         lease = selectors.live_lease(request.user, item)
-        return Response(serializers.item_payload(item, request.user.id, lease))
+        return Response(serializers.item_payload(item, request.user.id, lease, task=item.campaign.task))
 
 
 class ItemJudgments(APIView):
     permission_classes = [IsAnnotator]
 
     @extend_schema(
-        request=serializers.JudgmentInputSerializer,
+        request=serializers.JudgmentBodySerializer,
         responses={
             201: serializers.JudgmentOutSerializer, 200: serializers.JudgmentOutSerializer, 409: None,
             400: OpenApiResponse(description="messages by field ({field: [message]}); a body over 256 KiB, or more "
-                                             "rank or flag keys than the item has responses, gets one message"),
+                                             "rank, flag or edit keys than the item has responses, gets one message; "
+                                             "a ranking sent to a post-editing campaign, or a verdict to a ranking "
+                                             "campaign, is refused with a message saying so"),
         },
     )
     def post(self, request, item_id: int):
         # Refused by its declared length before DRF reads or parses it: a 31 MB body was once parsed into a dict of
         # 2.7 million keys, and the worker kept the memory.
-        judgment_check_size(body_bytes=declared_length(request))
+        judgment_check_size(body_bytes=declared_length(request), item_id=item_id)
         # The service checks every field's type and value against the item (one pass, every error by field), so the
         # serializer only documents the body here: running it too cost a third of the submit's own time.
         data = _json_object(request.data)
         result = judgment_submit(
             annotator=request.user, item_id=item_id, ranks=data.get("ranks"), flags=data.get("flags"),
             comment=data.get("comment", ""), seconds_spent=data.get("seconds_spent"),
-            idempotency_key=data.get("idempotency_key"),
+            idempotency_key=data.get("idempotency_key"), verdict=data.get("verdict"), edits=data.get("edits"),
         )
         code = status.HTTP_201_CREATED if result.outcome is Outcome.CREATED else status.HTTP_200_OK
         body = {"id": result.judgment.id, "outcome": result.outcome.value, "revision": result.judgment.revision}

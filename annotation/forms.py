@@ -78,6 +78,59 @@ class JudgmentForm(forms.Form):
         }
 
 
+class PostEditForm(forms.Form):
+    """The post-editing page's POST: the verdict (the button pressed), edit_<response id> (each field's textarea),
+    comment, and the hidden idempotency key and render time. The service checks the edits against the item."""
+
+    verdict = forms.ChoiceField(choices=[(verdict, verdict) for verdict in ("accepted", "edited", "unusable")],
+                                error_messages={"required": _("Choose Accept as is, Save edits or Unusable."),
+                                                "invalid_choice": _("Choose Accept as is, Save edits or Unusable.")})
+    comment = forms.CharField(required=False, max_length=5000)
+    idempotency_key = forms.RegexField(regex=r"^[A-Za-z0-9_.:-]{1,128}\Z")
+    rendered_at = forms.IntegerField(required=False, min_value=0, max_value=2**40)
+    seconds_spent = forms.IntegerField(required=False, min_value=0, max_value=86400)
+
+    def __init__(self, data, *, response_ids: list[int]):
+        super().__init__(data)
+        self.response_ids = response_ids
+        for response_id in response_ids:
+            # strip=False: the service compares the text with the machine's and keeps its spacing.
+            self.fields[f"edit_{response_id}"] = forms.CharField(
+                required=False, strip=False, max_length=20_000,
+                error_messages={"max_length": _("At most %(limit_value)d characters (this text has %(show_value)d).")})
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("verdict") == "edited":
+            for response_id in self.response_ids:
+                name = f"edit_{response_id}"
+                if name in cleaned and not cleaned[name].strip():
+                    self.add_error(name, _("This text is empty: write the corrected translation, or mark the "
+                                           "translation Unusable."))
+        return cleaned
+
+    def posted(self) -> dict:
+        """What the annotator sent, to show it back after an error (the textareas keep their edits)."""
+        edits = {str(response_id): self.data[f"edit_{response_id}"] for response_id in self.response_ids
+                 if isinstance(self.data.get(f"edit_{response_id}"), str)}
+        return {"edits": edits, "comment": self.data.get("comment", "")}
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {name: [str(message) for message in messages] for name, messages in self.errors.items()}
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        seconds = data.get("seconds_spent")
+        if seconds is None and data.get("rendered_at"):
+            seconds = max(0, min(86400, int(time.time()) - data["rendered_at"]))
+        verdict = data["verdict"]
+        # The textareas are always sent; only "Save edits" means them (the service drops the unchanged ones).
+        edits = {str(response_id): data.get(f"edit_{response_id}", "") for response_id in self.response_ids} \
+            if verdict == "edited" else {}
+        return {"verdict": verdict, "edits": edits, "comment": data.get("comment", ""), "seconds_spent": seconds,
+                "idempotency_key": data["idempotency_key"]}
+
+
 CAMPAIGN_SETTINGS = ["name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary",
                      # Gold and qualification (annotation/services/quality.py, docs/campaigns.md).
                      "gold_rate", "gold_warn_below", "gold_exclude_below", "gold_min_seen", "qualification_pass_mark"]

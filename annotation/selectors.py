@@ -89,13 +89,13 @@ def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
     row = sql.item_for_judging(item_id) if native else None
     if row is None:
         return None
-    pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags, kind = row
+    pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags, kind, task = row
     if status == Campaign.Status.DRAFT:
         return None
     eligible = response_language in native and (prompt_language in reading or pivot_language in reading)
     if not eligible and sql.judgment_id(item_id=pk, annotator_id=user.pk) is None:
         return None
-    campaign = Campaign(id=campaign_id, name=name, status=status, flag_vocabulary=sql.decode_json(flags))
+    campaign = Campaign(id=campaign_id, name=name, status=status, flag_vocabulary=sql.decode_json(flags), task=task)
     return Item(id=pk, campaign=campaign, prompt_language_id=prompt_language, pivot_language_id=pivot_language,
                 response_language_id=response_language, kind=kind)
 
@@ -203,9 +203,9 @@ def campaign_for_leasing(user: AbstractBaseUser, campaign_id: int) -> Campaign:
     row = sql.campaign_for_leasing(campaign_id)
     if row is None or not campaign_visible_to(user, row[2]):
         raise Http404("No Campaign matches the given query.")
-    pk, name, status, lease_minutes, gold_rate, qualification_pairs = row
+    pk, name, status, lease_minutes, gold_rate, qualification_pairs, task = row
     return Campaign(id=pk, name=name, status=status, lease_minutes=lease_minutes, gold_rate=gold_rate,
-                    qualification_pairs=sql.decode_json(qualification_pairs))
+                    qualification_pairs=sql.decode_json(qualification_pairs), task=task)
 
 
 def judgments_by_item(campaign: Campaign):

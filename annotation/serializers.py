@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from annotation.languages import get_language
-from annotation.models import Campaign, Item, Language, Lease
+from annotation.models import Campaign, Item, Language, Lease, Response, Verdict
 
 if TYPE_CHECKING:
     from annotation.selectors import ItemRow
@@ -76,9 +77,9 @@ class CampaignInputSerializer(serializers.Serializer):
 class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
-        fields = ["id", "name", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary", "created_at",
-                  "gold_rate", "gold_warn_below", "gold_exclude_below", "gold_min_seen", "qualification_pass_mark",
-                  "qualification_pairs"]
+        fields = ["id", "name", "task", "guidelines", "overlap", "lease_minutes", "status", "flag_vocabulary",
+                  "created_at", "gold_rate", "gold_warn_below", "gold_exclude_below", "gold_min_seen",
+                  "qualification_pass_mark", "qualification_pairs"]
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -100,11 +101,19 @@ class ResponseOutSerializer(TextBlockSerializer):
                                    "measurable or not given")
     detected_confidence = serializers.FloatField(
         allow_null=True, help_text="its probability, 0 to 1 (3 decimals); null without detected_language")
+    # Post-editing campaigns only: `text` is the machine translation of one field of the source row.
+    field = serializers.CharField(required=False, help_text="post-editing only: the field this response translates: "
+                                  "instruction, input, output (Alpaca) or m0, m1, ... (message 0, 1, ...)")
+    source = serializers.CharField(required=False, help_text="post-editing only: the field's source text, in the "
+                                   "prompt's language")
+    role = serializers.CharField(required=False, help_text="post-editing only: the message's role (messages sets)")
 
 
 class ItemOutSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     campaign = serializers.IntegerField()
+    task = serializers.ChoiceField(choices=Campaign.Task.choices, help_text="ranking: rank the responses; post_edit: "
+                                   "accept, edit or reject the machine translation, one response per field")
     prompt = TextBlockSerializer()
     pivot = TextBlockSerializer(required=False)
     responses = ResponseOutSerializer(many=True)
@@ -112,16 +121,22 @@ class ItemOutSerializer(serializers.Serializer):
 
 
 class NextSerializer(serializers.Serializer):
+    task = serializers.ChoiceField(choices=Campaign.Task.choices, help_text="the campaign's task, as the item's")
     item = ItemOutSerializer()
 
 
-def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, responses: list | None = None) -> dict:
+def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, responses: list | None = None, *,
+                 task: str = Campaign.Task.RANKING) -> dict:
     """The item as an annotator sees it: an Item, or selectors.ItemRow with its `responses` (objects with id, text,
-    language_id, detected_language and detected_confidence) when the caller already has them (else item.responses)."""
+    language_id, detected_language and detected_confidence) when the caller already has them (else item.responses).
+    `task`: the campaign's (a post-editing item is shown by post_edit_payload)."""
+    if task == Campaign.Task.POST_EDIT:
+        return post_edit_payload(item, lease)
     responses = {response.id: response for response in (item.responses.all() if responses is None else responses)}
     payload = {
         "id": item.id,
         "campaign": item.campaign_id,
+        "task": Campaign.Task.RANKING.value,
         "prompt": {
             "text": item.prompt_text,
             "language": item.prompt_language_id,
@@ -148,6 +163,28 @@ def item_payload(item: Item | ItemRow, annotator_id: int, lease: Lease | None, r
     return payload
 
 
+def post_edit_payload(item: Item | ItemRow, lease: Lease | None) -> dict:
+    """A post-editing item: the source row as the prompt, and one response per field in the row's order (never
+    shuffled: instruction before output), each with its field's name and source text."""
+    responses = Response.objects.filter(item_id=item.id).order_by("position").values_list(
+        "id", "text", "language_id", "metadata")
+    source_direction = direction_of(item.prompt_language_id)
+    return {
+        "id": item.id,
+        "campaign": item.campaign_id,
+        "task": Campaign.Task.POST_EDIT.value,
+        "prompt": {"text": item.prompt_text, "language": item.prompt_language_id, "direction": source_direction},
+        "responses": [
+            {"id": response_id, "text": text, "language": language, "direction": direction_of(language),
+             "detected_language": None, "detected_confidence": None,
+             "field": str((metadata or {}).get("field", "")), "source": str((metadata or {}).get("source", "")),
+             **({"role": str(metadata["role"])} if (metadata or {}).get("role") else {})}
+            for response_id, text, language, metadata in responses
+        ],
+        "lease_expires_at": lease.expires_at if lease else None,
+    }
+
+
 def detection_payload(response) -> dict:
     """{detected_language, detected_confidence} of a response: a code and a probability rounded to 3 places, or
     nulls when nothing was measured (a confidence without its language says nothing, so it is left out too)."""
@@ -168,6 +205,27 @@ class JudgmentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=5000)
     seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
     idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,128}\Z", max_length=128)
+
+
+class PostEditInputSerializer(serializers.Serializer):
+    """A judgment on an item of a post-editing campaign (docs/api.md)."""
+
+    verdict = serializers.ChoiceField(choices=[choice.value for choice in Verdict],
+                                      help_text="accepted: the machine translation is right as it is; edited: with "
+                                                "edits; unusable: too wrong to fix")
+    edits = serializers.DictField(
+        child=serializers.CharField(max_length=20_000), required=False, default=dict,
+        help_text='with "edited" only, and then required: {"<response id>": corrected text}; an edit equal to the '
+                  'machine text is dropped, and "edited" with none left is stored as "accepted"')
+    comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=5000)
+    seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
+    idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,128}\Z", max_length=128)
+
+
+# The body of POST items/{id}/judgments/: a ranking, or a post-edit on a post-editing campaign's item.
+JudgmentBodySerializer = PolymorphicProxySerializer(
+    component_name="JudgmentBody", serializers=[JudgmentInputSerializer, PostEditInputSerializer],
+    resource_type_field_name=None)
 
 
 class JudgmentOutSerializer(serializers.Serializer):

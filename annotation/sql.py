@@ -63,15 +63,6 @@ def expired_leases(now: datetime, *, skip_locked: bool) -> list[tuple[int, int]]
     return fetch_all(f"SELECT id, item_id FROM {_table(Lease)} WHERE expires_at <= %s{lock}", [_when(now)])
 
 
-def live_lease(*, annotator_id: int, campaign_id: int, now: datetime) -> tuple[int, int] | None:
-    rows = fetch_all(
-        f"SELECT l.id, l.item_id FROM {_table(Lease)} l JOIN {_table(Item)} i ON i.id = l.item_id "
-        "WHERE l.annotator_id = %s AND i.campaign_id = %s AND l.expires_at > %s ORDER BY l.created_at LIMIT 1",
-        [annotator_id, campaign_id, _when(now)],
-    )
-    return rows[0] if rows else None
-
-
 def extend_lease(lease_id: int, expires_at: datetime) -> None:
     execute(f"UPDATE {_table(Lease)} SET expires_at = %s WHERE id = %s", [_when(expires_at), lease_id])
 
@@ -84,9 +75,10 @@ def _pairs_condition(pairs: Sequence[Sequence[str]]) -> tuple[str, list[str]]:
 
 def candidate_ids(*, campaign_id: int, annotator_id: int, native: list[str], reading: list[str], limit: int,
                   lock: bool, kind: str = "task", skip_pairs: Sequence[Sequence[str]] = (),
-                  only_pairs: Sequence[Sequence[str]] = (), shuffle: bool = False) -> list[int]:
+                  only_pairs: Sequence[Sequence[str]] = (), shuffle: bool = False, as_query: bool = False) -> Any:
     """Open items of the annotator's languages that they have not judged, skipped or leased: fullest, then oldest
     (`shuffle`: in random order). Items an import is still writing (staged_by set) are never candidates.
+    `as_query`: the statement and its parameters instead of the ids (lease_first_open embeds it).
 
     `kind`: task, gold or qualification items (Item.Kind). `skip_pairs` / `only_pairs`: leave out, or keep only,
     items of these (prompt language, response language) pairs. `lock` adds FOR UPDATE SKIP LOCKED (PostgreSQL):
@@ -112,6 +104,8 @@ def candidate_ids(*, campaign_id: int, annotator_id: int, native: list[str], rea
     )
     params = [campaign_id, kind, *native, *pairs_params, *reading, *reading, annotator_id, annotator_id,
               annotator_id, limit]
+    if as_query:
+        return sql, params
     return [row[0] for row in fetch_all(sql, params)]
 
 
@@ -131,6 +125,47 @@ def insert_lease(*, item_id: int, annotator_id: int, now: datetime, expires_at: 
         [item_id, annotator_id, _when(now), _when(expires_at)],
     )
     return rows[0][0]
+
+
+def _lease_first_open_sql(candidate_sql: str, *, condition: str = "") -> str:
+    """WITH-list entries `candidate` (the candidate query, locking) and `placed` (one more lease on the locked row,
+    if it still has room: FOR UPDATE re-checks the room on the row it locks, so the UPDATE's check cannot fail for a
+    row the candidate query returned), then `leased`: the lease, inserted. `condition`: more SQL `placed` needs."""
+    return (
+        f"candidate AS ({candidate_sql}), placed AS (UPDATE {_table(Item)} SET lease_count = lease_count + 1 "
+        "WHERE id IN (SELECT id FROM candidate) AND staged_by_id IS NULL AND judgment_count < target - lease_count "
+        f"{condition}RETURNING id), leased AS (INSERT INTO {_table(Lease)} (item_id, annotator_id, created_at, "
+        "expires_at) SELECT id, %s, %s, %s FROM placed RETURNING id, item_id)"
+    )
+
+
+def lease_first_open(*, candidates: tuple[str, list], annotator_id: int, now: datetime,
+                     expires_at: datetime) -> tuple[int, int] | None:
+    """PostgreSQL: lock the first open candidate (`candidates`: candidate_ids(limit=1, lock=True, as_query=True)),
+    take one of its places and insert the lease, in one statement (one round trip instead of three); (lease id,
+    item id), or None when no candidate was free of other transactions' locks."""
+    candidate_sql, params = candidates
+    rows = fetch_all(f"WITH {_lease_first_open_sql(candidate_sql)} SELECT id, item_id FROM leased",
+                     [*params, annotator_id, _when(now), _when(expires_at)])
+    return rows[0] if rows else None
+
+
+def lease_at_once(*, candidates: tuple[str, list], campaign_id: int, annotator_id: int, now: datetime,
+                  expires_at: datetime) -> tuple[int, int] | None:
+    """PostgreSQL, the common case of `next` in a single statement, which needs no transaction around it (one round
+    trip instead of five): lease_first_open, done only when lease_state finds nothing (no expired lease anywhere, no
+    live lease of the annotator's in the campaign, nothing standing between them and its items). (lease id, item
+    id), or None, with nothing written, when lease_state found something or no candidate was free of others' locks:
+    the full path decides then (services/assignment.py)."""
+    state_sql, state_params = _lease_state_query(campaign_id=campaign_id, annotator_id=annotator_id, now=now)
+    candidate_sql, candidate_params = candidates
+    chain = _lease_first_open_sql(candidate_sql, condition="AND NOT EXISTS (SELECT 1 FROM state) ")
+    rows = fetch_all(
+        f"WITH state AS ({state_sql}), {chain} "
+        "SELECT id, item_id FROM leased",
+        [*state_params, *candidate_params, annotator_id, _when(now), _when(expires_at)],
+    )
+    return rows[0] if rows else None
 
 
 def delete_lease(*, item_id: int, annotator_id: int) -> int:
@@ -165,28 +200,67 @@ def take_judgment_place(item_id: int, *, held_lease: bool) -> bool:
 def insert_judgment(*, item_id: int, annotator_id: int, fields: dict, seconds_spent: int | None,
                     now: datetime) -> int:
     rows = fetch_all(
-        f"INSERT INTO {_table(Judgment)} (item_id, annotator_id, ranks, flags, comment, seconds_spent, revision, "
-        "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s) RETURNING id",
-        [item_id, annotator_id, _json(fields["ranks"]), _json(fields["flags"]), fields["comment"], seconds_spent,
-         _when(now), _when(now)],
+        f"INSERT INTO {_table(Judgment)} (item_id, annotator_id, ranks, flags, verdict, edits, comment, "
+        "seconds_spent, revision, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) "
+        "RETURNING id",
+        [item_id, annotator_id, _json(fields["ranks"]), _json(fields["flags"]), fields["verdict"],
+         _json(fields["edits"]), fields["comment"], seconds_spent, _when(now), _when(now)],
     )
     return rows[0][0]
 
 
 def revise_judgment(judgment: int, *, fields: dict, seconds_spent: int | None, now: datetime) -> None:
     execute(
-        f"UPDATE {_table(Judgment)} SET ranks = %s, flags = %s, comment = %s, seconds_spent = %s, "
-        "revision = revision + 1, updated_at = %s WHERE id = %s",
-        [_json(fields["ranks"]), _json(fields["flags"]), fields["comment"], seconds_spent, _when(now), judgment],
+        f"UPDATE {_table(Judgment)} SET ranks = %s, flags = %s, verdict = %s, edits = %s, comment = %s, "
+        "seconds_spent = %s, revision = revision + 1, updated_at = %s WHERE id = %s",
+        [_json(fields["ranks"]), _json(fields["flags"]), fields["verdict"], _json(fields["edits"]), fields["comment"],
+         seconds_spent, _when(now), judgment],
     )
 
 
 def insert_submission(*, judgment: int, annotator_id: int, key: str, fields: dict, now: datetime) -> None:
     execute(
         f"INSERT INTO {_table(JudgmentSubmission)} (judgment_id, annotator_id, idempotency_key, ranks, flags, "
-        "comment, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [judgment, annotator_id, key, _json(fields["ranks"]), _json(fields["flags"]), fields["comment"], _when(now)],
+        "verdict, edits, comment, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [judgment, annotator_id, key, _json(fields["ranks"]), _json(fields["flags"]), fields["verdict"],
+         _json(fields["edits"]), fields["comment"], _when(now)],
     )
+
+
+def judgment_create(*, item_id: int, annotator_id: int, key: str, fields: dict, seconds_spent: int | None,
+                    now: datetime) -> tuple[int | None, bool]:
+    """PostgreSQL: a new judgment in one statement (one round trip instead of six): unless the annotator has judged
+    the item already, turn their lease on it into the judgment's place (or take a free place: the UPDATE re-checks
+    the room on the row's latest version, as take_judgment_place does), insert the judgment and record the
+    submission. Returns (the new judgment's id, or None; whether the annotator had judged the item). (None, False):
+    the item had no place left. Nothing is written unless an id comes back.
+
+    The judgment the statement looks for is one its snapshot sees. One that another transaction is writing at the
+    same moment (the same annotator, the same item) makes the INSERT fail on the unique (item, annotator) index:
+    an IntegrityError, and the statement leaves nothing behind. Locking the item first (sql.lock_item) and running
+    this after the lock makes that impossible: the snapshot then sees the other transaction's committed row."""
+    judged_params = [annotator_id, _json(fields["ranks"]), _json(fields["flags"]), fields["verdict"],
+                     _json(fields["edits"]), fields["comment"], seconds_spent, _when(now), _when(now)]
+    recorded_params = [annotator_id, key, _json(fields["ranks"]), _json(fields["flags"]), fields["verdict"],
+                       _json(fields["edits"]), fields["comment"], _when(now)]
+    rows = fetch_all(
+        f"WITH existing AS (SELECT id FROM {_table(Judgment)} WHERE item_id = %s AND annotator_id = %s), "
+        f"released AS (DELETE FROM {_table(Lease)} WHERE item_id = %s AND annotator_id = %s "
+        "AND NOT EXISTS (SELECT 1 FROM existing) RETURNING id), "
+        f"placed AS (UPDATE {_table(Item)} SET judgment_count = judgment_count + 1, "
+        "lease_count = lease_count - CASE WHEN EXISTS (SELECT 1 FROM released) THEN 1 ELSE 0 END "
+        "WHERE id = %s AND NOT EXISTS (SELECT 1 FROM existing) "
+        "AND (EXISTS (SELECT 1 FROM released) OR (staged_by_id IS NULL AND judgment_count < target - lease_count)) "
+        "RETURNING id), "
+        f"judged AS (INSERT INTO {_table(Judgment)} (item_id, annotator_id, ranks, flags, verdict, edits, comment, "
+        "seconds_spent, revision, created_at, updated_at) SELECT id, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s "
+        "FROM placed RETURNING id), "
+        f"recorded AS (INSERT INTO {_table(JudgmentSubmission)} (judgment_id, annotator_id, idempotency_key, ranks, "
+        "flags, verdict, edits, comment, created_at) SELECT id, %s, %s, %s, %s, %s, %s, %s, %s FROM judged) "
+        "SELECT (SELECT id FROM judged), EXISTS (SELECT 1 FROM existing)",
+        [item_id, annotator_id, item_id, annotator_id, item_id, *judged_params, *recorded_params],
+    )
+    return rows[0][0], bool(rows[0][1])
 
 
 def submitted(*, annotator_id: int, key: str) -> tuple[int, int] | None:
@@ -200,11 +274,11 @@ def submitted(*, annotator_id: int, key: str) -> tuple[int, int] | None:
 
 
 def item_for_judging(item_id: int) -> tuple | None:
-    """The item's languages and its campaign's id, name, status and flag vocabulary, and the item's kind, in one row
-    (none for an item an import is still writing)."""
+    """The item's languages and its campaign's id, name, status and flag vocabulary, the item's kind and the
+    campaign's task, in one row (none for an item an import is still writing)."""
     rows = fetch_all(
         f"SELECT i.id, i.campaign_id, i.prompt_language_id, i.pivot_language_id, i.response_language_id, "
-        f"c.name, c.status, c.flag_vocabulary, i.kind FROM {_table(Item)} i JOIN {_table(Campaign)} c "
+        f"c.name, c.status, c.flag_vocabulary, i.kind, c.task FROM {_table(Item)} i JOIN {_table(Campaign)} c "
         "ON c.id = i.campaign_id WHERE i.id = %s AND i.staged_by_id IS NULL",
         [item_id],
     )
@@ -217,42 +291,62 @@ def decode_json(value: Any) -> Any:
 
 
 def campaign_for_leasing(campaign_id: int) -> tuple | None:
-    """(id, name, status, lease_minutes, gold_rate, qualification_pairs) of a campaign: what handing out an item
-    needs."""
-    rows = fetch_all(f"SELECT id, name, status, lease_minutes, gold_rate, qualification_pairs FROM "
+    """(id, name, status, lease_minutes, gold_rate, qualification_pairs, task) of a campaign: what handing out an
+    item (and showing it) needs."""
+    rows = fetch_all(f"SELECT id, name, status, lease_minutes, gold_rate, qualification_pairs, task FROM "
                      f"{_table(Campaign)} WHERE id = %s", [campaign_id])
     return rows[0] if rows else None
 
 
-def lease_gates(*, campaign_id: int, annotator_id: int) -> list[tuple[str, str, str]]:
-    """What stands between an annotator and the campaign's items, in one read: ("excluded", prompt, response) per
-    language pair that gold excluded them from, ("passed" | "failed", prompt, response) per qualification result,
-    and ("excluded", "", "") when an admin excluded them from the whole campaign."""
-    return fetch_all(
-        f"SELECT 'excluded', prompt_language_id, response_language_id FROM {_table(AnnotatorStanding)} "
-        "WHERE campaign_id = %s AND annotator_id = %s AND state = 'excluded' "
-        "UNION ALL SELECT CASE WHEN passed THEN 'passed' ELSE 'failed' END, prompt_language_id, response_language_id "
-        f"FROM {_table(QualificationResult)} WHERE campaign_id = %s AND annotator_id = %s "
-        f"UNION ALL SELECT 'excluded', '', '' FROM {_table(Exclusion)} WHERE campaign_id = %s AND annotator_id = %s",
-        [campaign_id, annotator_id] * 3,
+def _lease_state_query(*, campaign_id: int, annotator_id: int, now: datetime) -> tuple[str, list]:
+    lease, item = _table(Lease), _table(Item)
+    return (
+        f"SELECT 'expired' AS kind, id, item_id, '' AS prompt, '' AS response FROM (SELECT id, item_id FROM {lease} "
+        "WHERE expires_at <= %s LIMIT 1) expired UNION ALL "
+        f"SELECT 'live', id, item_id, '', '' FROM (SELECT l.id, l.item_id FROM {lease} l JOIN {item} i "
+        "ON i.id = l.item_id WHERE l.annotator_id = %s AND i.campaign_id = %s AND l.expires_at > %s "
+        "ORDER BY l.created_at LIMIT 1) live UNION ALL "
+        f"SELECT 'excluded', NULL, NULL, prompt_language_id, response_language_id FROM {_table(AnnotatorStanding)} "
+        "WHERE campaign_id = %s AND annotator_id = %s AND state = 'excluded' UNION ALL "
+        "SELECT CASE WHEN passed THEN 'passed' ELSE 'failed' END, NULL, NULL, prompt_language_id, "
+        f"response_language_id FROM {_table(QualificationResult)} WHERE campaign_id = %s AND annotator_id = %s "
+        f"UNION ALL SELECT 'excluded', NULL, NULL, '', '' FROM {_table(Exclusion)} "
+        "WHERE campaign_id = %s AND annotator_id = %s",
+        [_when(now), annotator_id, campaign_id, _when(now), *[campaign_id, annotator_id] * 3],
     )
+
+
+def lease_state(*, campaign_id: int, annotator_id: int,
+                now: datetime) -> tuple[bool, tuple[int, int] | None, list[tuple[str, str, str]]]:
+    """What handing out an item reads first, in one statement (one round trip instead of three, on PostgreSQL):
+
+    - whether any lease has expired, in any campaign (leases_reclaim then does the reclaiming);
+    - the annotator's live lease in this campaign, (lease id, item id), or None;
+    - what stands between the annotator and the campaign's items: ("excluded", prompt, response) per language pair
+      that gold excluded them from, ("passed" | "failed", prompt, response) per qualification result, and
+      ("excluded", "", "") when an admin excluded them from the whole campaign.
+    """
+    rows = fetch_all(*_lease_state_query(campaign_id=campaign_id, annotator_id=annotator_id, now=now))
+    expired = any(row[0] == "expired" for row in rows)
+    live = next(((row[1], row[2]) for row in rows if row[0] == "live"), None)
+    gates = [(row[0], row[3], row[4]) for row in rows if row[0] not in ("expired", "live")]
+    return expired, live, gates
 
 
 def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
     """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language,
-    detected language, detected confidence)."""
-    items = fetch_all(
-        f"SELECT id, campaign_id, prompt_text, prompt_language_id, pivot_text, pivot_language_id "
-        f"FROM {_table(Item)} WHERE id = %s AND staged_by_id IS NULL",
+    detected language, detected confidence). One statement (the item's columns repeat on each response's row: a few
+    hundred bytes, against a round trip)."""
+    rows = fetch_all(
+        "SELECT i.id, i.campaign_id, i.prompt_text, i.prompt_language_id, i.pivot_text, i.pivot_language_id, "
+        f"r.id, r.text, r.language_id, r.detected_language, r.detected_confidence FROM {_table(Item)} i "
+        f"LEFT JOIN {_table(Response)} r ON r.item_id = i.id WHERE i.id = %s AND i.staged_by_id IS NULL "
+        "ORDER BY r.id",
         [item_id],
     )
-    if not items:
+    if not rows:
         return None
-    responses = fetch_all(
-        f"SELECT id, text, language_id, detected_language, detected_confidence FROM {_table(Response)} "
-        "WHERE item_id = %s ORDER BY id", [item_id]
-    )
-    return items[0], responses
+    return rows[0][:6], [row[6:] for row in rows if row[6] is not None]
 
 
 

@@ -21,12 +21,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from annotation import competence, language_hint, selectors, sql
-from annotation.forms import DisagreementFilterForm, JudgmentForm
+from annotation.forms import DisagreementFilterForm, JudgmentForm, PostEditForm
 from annotation.models import Adjudication, Campaign, Item, Judgment, Skip
-from annotation.serializers import item_payload
+from annotation.serializers import item_payload, post_edit_payload
 from annotation.services.assignment import item_skip, lease_next, skip_undo
 from annotation.services.guidelines import guidelines_for
-from annotation.services.judgments import MAX_BODY_BYTES, judgment_submit
+from annotation.services.judgments import judgment_check_size, judgment_submit
 from annotation.services.quality import adjudication_record, may_adjudicate
 from annotation.templatetags.crossfeed import letter
 from crossfeed.bodies import declared_length
@@ -122,6 +122,8 @@ def _item_to_show(user, item_id: int, campaign: Campaign) -> tuple[Item, list | 
 
 def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgment: Judgment | None = None,
                   errors: dict | None = None, posted: dict | None = None, responses: list | None = None) -> dict:
+    if item.campaign.is_post_edit:
+        return _post_edit_context(item, lease_expires_at, judgment=judgment, errors=errors, posted=posted)
     payload = item_payload(item, request.user.id, None, responses)
     ranks = dict((judgment.ranks if judgment else {}) | (posted or {}).get("ranks", {}))
     flags = (posted or {}).get("flags") or (judgment.flags if judgment else {})
@@ -155,24 +157,71 @@ def _item_context(request: HttpRequest, item: Item, lease_expires_at, *, judgmen
     }
 
 
+def field_label(field: str, role: str = "") -> str:
+    """A post-editing response's field, as the annotator reads it."""
+    if field.startswith("m") and field[1:].isdigit():
+        if role:
+            return _("Message %(number)d (%(role)s)") % {"number": int(field[1:]) + 1, "role": role}
+        return _("Message %(number)d") % {"number": int(field[1:]) + 1}
+    return str(FIELD_LABELS.get(field, field))
+
+
+FIELD_LABELS = {"instruction": gettext_lazy("Instruction"), "input": gettext_lazy("Input"),
+                "output": gettext_lazy("Output")}
+
+
+def _post_edit_context(item: Item, lease_expires_at, *, judgment: Judgment | None = None, errors: dict | None = None,
+                       posted: dict | None = None) -> dict:
+    """A post-editing item: per field its source and a textarea holding, in this order, what the annotator just sent
+    (after a refusal), their saved edit (when revising), or the machine translation."""
+    payload = post_edit_payload(item, None)
+    errors = dict(errors or {})
+    saved = judgment.edits if judgment else {}
+    sent = (posted or {}).get("edits", {})
+    field_errors = []
+    for response in payload["responses"]:
+        key = str(response["id"])
+        response["label"] = field_label(response["field"], response.get("role", ""))
+        response["value"] = sent.get(key, saved.get(key, response["text"]))
+        response["errors"] = [str(problem) for problem in errors.pop(f"edit_{key}", [])]
+        field_errors += [{"response": response["id"], "message": _("%(field)s: %(problem)s") % {
+            "field": response["label"], "problem": problem}} for problem in response["errors"]]
+    return {
+        "item": item,
+        "payload": payload,
+        "post_edit": True,
+        "lease_expires_at": lease_expires_at,
+        "judgment": judgment,
+        "errors": errors,
+        "rank_errors": field_errors,
+        "comment": (posted or {}).get("comment", judgment.comment if judgment else ""),
+        "idempotency_key": uuid.uuid4().hex,
+        "rendered_at": int(time.time()),
+    }
+
+
 @require_POST
 @login_required
 def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     _require_annotator(request)
-    if declared_length(request) > MAX_BODY_BYTES:
+    try:
+        judgment_check_size(body_bytes=declared_length(request), item_id=item_id)
+    except InvalidInput as exc:
         # Django has parsed the form already (CSRF reads it, within DATA_UPLOAD_MAX_MEMORY_SIZE and
         # DATA_UPLOAD_MAX_NUMBER_FIELDS); refusing here keeps an oversized comment from being echoed into the page.
         return HttpResponseBadRequest(
-            _("This submission is too large (%(size)s bytes; at most %(limit)s). Shorten the comment and send it "
-              "again.") % {"size": declared_length(request), "limit": MAX_BODY_BYTES},
+            _("This submission is too large: %(reason)s. Shorten it and send it again.") % {"reason": exc.message},
             content_type="text/plain; charset=utf-8",
         )
     item, campaign = _item_to_judge(request, item_id)
-    form = JudgmentForm(request.POST, response_ids=sql.response_ids(item.id))
+    post_edit = item.campaign.is_post_edit
+    form_class = PostEditForm if post_edit else JudgmentForm
+    form = form_class(request.POST, response_ids=sql.response_ids(item.id))
     posted = form.posted()
     try:
         if not form.is_valid():
-            raise InvalidInput(_("Please fix the marked fields."), field_errors=form.field_errors(per_response=True))
+            errors = form.field_errors() if post_edit else form.field_errors(per_response=True)
+            raise InvalidInput(_("Please fix the marked fields."), field_errors=errors)
         judgment_submit(annotator=request.user, item_id=item.id, **form.service_arguments())
     except InvalidInput as exc:
         return _render_refused(request, _get_item_for_annotator(request, item.id),

@@ -94,11 +94,11 @@ class Tally:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def annotator(port: int, campaign: int, token: str, deadline: float, tally: Tally, think: float) -> None:
+async def annotator(port: int, campaign: int, token: str, deadline: float, tally: Tally, think: float,
+                    first: bool = True) -> None:
     connection = Connection(port)
     auth = {"Authorization": f"Token {token}"}
     rng = random.Random(token)
-    first = True
     try:
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -133,9 +133,8 @@ async def annotator(port: int, campaign: int, token: str, deadline: float, tally
         await connection.close()
 
 
-async def floor_client(port: int, deadline: float, tally: Tally) -> None:
+async def floor_client(port: int, deadline: float, tally: Tally, first: bool = True) -> None:
     connection = Connection(port)
-    first = True
     try:
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -151,14 +150,16 @@ async def floor_client(port: int, deadline: float, tally: Tally) -> None:
 
 
 async def load(port: int, campaign: int, tokens: list[str], seconds: float, floor: bool,
-               think: float = 0.0) -> tuple[Tally, float]:
-    tally = Tally()
+               think: float = 0.0, tally: Tally | None = None, first: bool = True) -> tuple[Tally, float]:
+    """One phase of load; `tally` accumulates over phases (--slices), `first`: whether this phase's first round is
+    the cold start that is reported apart."""
+    tally = tally if tally is not None else Tally()
     start = time.monotonic()
     deadline = start + seconds
     if floor:
-        await asyncio.gather(*(floor_client(port, deadline, tally) for _ in tokens))
+        await asyncio.gather(*(floor_client(port, deadline, tally, first) for _ in tokens))
     else:
-        await asyncio.gather(*(annotator(port, campaign, token, deadline, tally, think) for token in tokens))
+        await asyncio.gather(*(annotator(port, campaign, token, deadline, tally, think, first) for token in tokens))
     return tally, time.monotonic() - start
 
 
@@ -315,16 +316,22 @@ def run_database(name: str, database_url: str | None, args) -> None:
         total_submits = 0
         with gunicorn(env, port):
             for level in levels:
-                tally, elapsed = asyncio.run(load(port, campaign, tokens[:level], args.seconds, floor=False,
-                                                  think=args.think_seconds))
-                floor, floor_elapsed = asyncio.run(load(port, campaign, tokens[:level], args.seconds, floor=True))
+                # Our load and the floor's in turn, `slices` times each, so that a drift of the host's speed (other
+                # work on a shared machine) falls on both alike; the totals make the figures.
+                tally, floor, elapsed, floor_elapsed = Tally(), Tally(), 0.0, 0.0
+                for index in range(args.slices):
+                    seconds = args.seconds / args.slices
+                    elapsed += asyncio.run(load(port, campaign, tokens[:level], seconds, floor=False,
+                                                think=args.think_seconds, tally=tally, first=index == 0))[1]
+                    floor_elapsed += asyncio.run(load(port, campaign, tokens[:level], seconds, floor=True,
+                                                      tally=floor, first=index == 0))[1]
                 total_submits += tally.submits
                 rate = tally.submits / elapsed
                 floor_calls = len(floor.latency["floor"]) + len(floor.first["floor"])
                 floor_rate = floor_calls / floor_elapsed / 2  # one iteration = two calls
                 print(json.dumps({
                     "bench": "annotate_load", "database": name, "annotators": level, "seconds": round(elapsed, 1),
-                    "think_seconds": args.think_seconds,
+                    "slices": args.slices, "think_seconds": args.think_seconds,
                     "submits_per_s": round(rate, 1), "next": percentiles(tally.latency["next"]),
                     "submit": percentiles(tally.latency["submit"]), "errors": tally.errors,
                     "annotators_out_of_items": tally.exhausted,
@@ -345,6 +352,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--slices", type=int, default=1,
+                        help="alternate our load and the floor's this many times each (seconds are split)")
     parser.add_argument("--think-seconds", type=float, default=0.0,
                         help="mean pause between items per annotator (0: as fast as the server answers)")
     args = parser.parse_args()

@@ -107,6 +107,8 @@ def _database_config() -> dict:
         if config["ENGINE"] == "django.db.backends.sqlite3":
             config["ENGINE"] = _sqlite_engine()
             config["OPTIONS"] = _sqlite_options()
+        elif config["ENGINE"] == "django.db.backends.postgresql":
+            config |= _postgresql_connection(config.get("OPTIONS", {}))
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
@@ -124,6 +126,29 @@ def _connection_reuse() -> dict:
     # PRAGMAs and Django's registration of its SQL functions at every request (a sixth of a busy worker's time under
     # load, docs/benchmarks.md). The health check replaces a connection broken by a database restart.
     return {"CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 60), "CONN_HEALTH_CHECKS": True}
+
+
+def _postgresql_connection(url_options: dict) -> dict:
+    # Measured at 64 annotators (docs/benchmarks.md, "PostgreSQL round trips"): the server's CPU per judgment went to
+    # statements, not to their rows. Server-side binding sends parameters apart from the SQL text, which lets psycopg
+    # prepare a statement on a connection after DB_PREPARE_THRESHOLD executions, so the server parses and plans it
+    # once per connection instead of on every request: 3.5-4.3 -> 1.3-1.8 ms of server CPU per judgment. Behind
+    # PgBouncer in transaction mode, turn it off (DB_SERVER_SIDE_BINDING=0) unless PgBouncer tracks prepared
+    # statements (max_prepared_statements). Options given in DATABASE_URL's query string win.
+    options: dict = {"server_side_binding": envbool("DB_SERVER_SIDE_BINDING", True)}
+    if options["server_side_binding"]:
+        options["prepare_threshold"] = envint("DB_PREPARE_THRESHOLD", 5)
+    if not envbool("DB_POOL", True):
+        return {"OPTIONS": options | url_options}
+    # Each process keeps its connections in a pool (psycopg_pool through Django): min 1, since a sync web worker
+    # serves one request at a time; max 16 for threads (gthread workers, task workers, the concurrency tests), opened
+    # on demand and closed after ten idle minutes. A request waits at most DB_POOL_TIMEOUT seconds for a connection
+    # (a database that is down answers 500 after that, as a refused connection did). A pooled connection goes back to
+    # the pool after each request: Django refuses CONN_MAX_AGE with a pool. CONN_HEALTH_CHECKS makes the pool check a
+    # connection before handing it out (an empty query), so one the server closed (a restart) is replaced first.
+    options["pool"] = {"min_size": envint("DB_POOL_MIN_SIZE", 1), "max_size": envint("DB_POOL_MAX_SIZE", 16),
+                       "timeout": envint("DB_POOL_TIMEOUT", 10)}
+    return {"OPTIONS": options | url_options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}
 
 
 def _sqlite_engine() -> str:
@@ -233,6 +258,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A campaign's task (ranking, post_edit) and a benchmark's task are both fields named "task".
+    "ENUM_NAME_OVERRIDES": {"CampaignTaskEnum": "annotation.models.core.Campaign.Task"},
 }
 
 TASKS = {
@@ -241,6 +268,15 @@ TASKS = {
         "QUEUES": ["default", "exports", "imports", "training", "evaluation", "generation", "translation"],
     }
 }
+
+# What a post-editing verdict does to the text its item was made from (annotation/services/post_edits.py calls it
+# with item_id, verdict, edits; it returns a writer run inside the judgment's transaction, or None).
+CROSSFEED_POST_EDIT_RECORDER = "translation.services.post_edit.post_edit_prepare"
+
+# What `manage.py seed_demo` adds beyond the annotation demo, each called with admin=<the demo admin>, in order.
+CROSSFEED_DEMO_EXTRAS = ["instructions.services.demo.demo_instruction_set_import",
+                         "translation.services.demo.demo_translator_add"]
+
 # Worker lanes (crossfeed/jobs, docs/deploy.md): `manage.py crossfeed_worker --lane accelerator` takes these queues,
 # one task at a time per GPU host; `--lane fast` takes every other queue, so an export never waits behind training.
 # A new queue whose tasks need the GPU (generation, translation) belongs in this default.
@@ -298,6 +334,13 @@ CROSSFEED_BENCH_FLOOR = envbool("CROSSFEED_BENCH_FLOOR", False)
 # The FLORES-200 SentencePiece model for spBLEU (`manage.py fetch_spbleu_model` puts it here on a machine with
 # internet). Without it translation results say "spBLEU: model missing"; it is never downloaded at run time.
 SPBLEU_MODEL = Path(os.environ.get("CROSSFEED_SPBLEU_MODEL", VAR_DIR / "models" / "flores200sacrebleuspm"))
+
+# COMET-Kiwi as the translation jobs' quality score (docs/translation-quality.md): the python of an environment that
+# has unbabel-comet (it cannot be installed beside our numpy and transformers) and a local checkpoint; both empty:
+# the fallback score. CROSSFEED_COMET_TIMEOUT: seconds the scorer may take per 1,000 pairs (and once for loading).
+COMET_PYTHON = os.environ.get("CROSSFEED_COMET_PYTHON", "").strip()
+COMET_MODEL = os.environ.get("CROSSFEED_COMET_MODEL", "").strip()
+COMET_TIMEOUT = envint("CROSSFEED_COMET_TIMEOUT", 600)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ urlpatterns = [
     path("training/", include("training.urls")),
     path("evaluation/", include("evaluation.urls")),
     path("generation/", include("generation.urls")),
+    path("translation/", include("translation.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/language/", i18n.ui_language_set, name="ui_language_set"),

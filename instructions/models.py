@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Language
+from crossfeed.jobs.status import BackgroundJob, JobStatus
 
 
 class InstructionSetQuerySet(models.QuerySet):
@@ -86,3 +87,56 @@ class InstructionRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instruction_set_id}/{self.external_id}"
+
+
+class InstructionExport(BackgroundJob, models.Model):
+    """The SFT data out of a set and one of its translation jobs: per language and all together, in TRL's messages
+    format, with a dataset card (instructions/services/exports.py; docs/instruction-sets.md, "SFT export").
+
+    Like a preference export it is a snapshot: the files are written into a private folder and published by one
+    rename, so a killed worker never leaves a partial file behind a succeeded record. The rows are the translations
+    usable when the export ran (a later post-edit is in the next export, not this one).
+    """
+
+    instruction_set = models.ForeignKey(InstructionSet, on_delete=models.PROTECT, related_name="exports",
+                                        verbose_name=_("instruction set"))
+    # Which job's translations; None only for a job deleted since (PROTECT keeps it while the export exists).
+    translation_job = models.ForeignKey("translation.TranslationJob", null=True, blank=True,
+                                        on_delete=models.PROTECT, related_name="exports",
+                                        verbose_name=_("translation job"))
+    # Canonical codes of the target languages exported; as resolved at creation (all of the job's when none given).
+    languages = models.JSONField(_("languages"), default=list, blank=True)
+    include_source = models.BooleanField(_("include the source rows"), default=True,
+                                         help_text=_("Also export the set's own rows, in its language."))
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    # {code: {rows, by_translator, mean_quality, below_threshold, post_edited, accepted, edited,
+    # post_edit_share, mean_edit_distance, left_out: {not_acceptable, unusable}}}
+    per_language = models.JSONField(default=dict, blank=True)
+    # The data files: [{name, rows, bytes, sha256}]; README.md (the card) beside them.
+    files = models.JSONField(default=list, blank=True)
+    card = models.TextField(_("dataset card"), blank=True)
+    error = models.TextField(blank=True)
+    # What crossfeed/jobs/lifecycle.py's claim, progress and stale checks read and write.
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    failures = models.JSONField(default=list, blank=True)
+    failure_count = models.PositiveIntegerField(default=0)
+    throughput = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("instruction set export")
+        verbose_name_plural = _("instruction set exports")
+
+    def __str__(self) -> str:
+        return _("SFT export %(id)s of %(set)s") % {"id": self.pk, "set": self.instruction_set}

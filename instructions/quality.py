@@ -3,8 +3,11 @@
 `estimate_quality` takes the source, its language, a candidate translation, the target language, optionally the
 candidate translated back into the source language (by the same translator) and whether generation stopped at the
 token limit, and returns a `QualityScore`: a score in [0, 1], its components and verdict flags. COMET-Kiwi
-(unbabel-comet) is the better estimate when the package and a local model are present (`comet_kiwi_available`,
-`score_with_comet_kiwi`); its score can be passed in and then replaces the round trip. Pure Python (no Django).
+(unbabel-comet) is the better estimate when the package and a local model are present: translation jobs run it in
+its own environment (translation/backends/comet_score.py) and make its score the candidate's with `comet_quality`
+(the fallback's hard failures still cap it); `comet_kiwi_available` and `score_with_comet_kiwi` run it in this
+process where it imports, and `estimate_quality(comet_kiwi=)` mixes a given score in instead of the round trip.
+Pure Python (no Django).
 
 Components (each in [0, 1]):
 
@@ -276,7 +279,20 @@ def choose_best(candidates: Sequence[QualityScore]) -> int:
                key=lambda i: (-candidates[i].score, candidates[i].hard_failure, len(candidates[i].flags), i))
 
 
-# --- COMET-Kiwi, when installed and a local model is configured (never downloaded) -----------------------------
+def comet_quality(comet_kiwi: float, fallback: QualityScore) -> QualityScore:
+    """A candidate's quality when COMET-Kiwi scored it: the COMET score (clipped to [0, 1]) is the score, on COMET's
+    scale, capped only by the fallback's hard failures (empty, wrong language or script, a copy of the source,
+    truncated), which COMET-Kiwi can rate well (a fluent output in the wrong language; the source copied). The soft
+    flags (repetitive, length) stay as flags without a cap: COMET sees repetition and omissions itself. The
+    fallback's components stay for the record, with `comet_kiwi` and `fallback` (the fallback's own score)."""
+    value = max(0.0, min(1.0, float(comet_kiwi)))
+    cap = min((CAPS[flag] for flag in fallback.flags if flag in HARD_FAILURES), default=1.0)
+    components = {**fallback.components, "comet_kiwi": round(value, 4), "fallback": fallback.score}
+    return QualityScore(round(value * cap, 4), components, fallback.flags, dict(fallback.details))
+
+
+# --- COMET-Kiwi in this process, when unbabel-comet imports beside this module (translation jobs run it in its own
+# environment instead: translation/backends/comet_score.py) ------------------------------------------------------
 
 
 class CometKiwiUnavailable(RuntimeError):

@@ -585,6 +585,45 @@ MATRIX += [
 ]
 
 
+# --- instruction set SFT exports (issue 14) -----------------------------------------------------------------------
+
+
+def translated_instruction_set(world):
+    """A set with a succeeded translation job and one chosen translation: something to export."""
+    from instructions.models import InstructionSet
+    from translation.models import Translation, TranslationJob
+
+    stored = InstructionSet.objects.get(pk=instruction_set(world)["set_id"])
+    job = TranslationJob.objects.create(instruction_set=stored, languages=["sw"], status=JobStatus.SUCCEEDED)
+    Translation.objects.create(job=job, row=stored.instruction_rows.get(), language_id="sw", chosen=True,
+                               fields={"instruction": "Sema salamu.", "input": "", "output": "Habari!"})
+    return {"set_id": stored.id}
+
+
+def instruction_export(world, *, published: bool = False, **fields):
+    from instructions.models import InstructionExport
+    from instructions.services.exports import instruction_export_create, instruction_export_run
+
+    export = instruction_export_create(instruction_set=translated_instruction_set(world)["set_id"], enqueue=False)
+    if published:
+        instruction_export_run(export_id=export.id)
+    InstructionExport.objects.filter(pk=export.pk).update(**fields)
+    return {"export_id": export.id}
+
+
+MATRIX += [
+    Row("api-instruction-set-exports", "GET", translated_instruction_set, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-instruction-set-exports", "POST", translated_instruction_set, {**ADMIN_ONLY_API, "admin": 202},
+        body=lambda world: {}, format="json"),
+    Row("api-instruction-export", "GET", instruction_export, {**ADMIN_ONLY_API, "admin": 200}),
+    Row("api-instruction-export-retry", "POST", lambda world: instruction_export(world, status=JobStatus.FAILED),
+        {**ADMIN_ONLY_API, "admin": 202}),
+    Row("api-instruction-export-file", "GET",
+        lambda world: {**instruction_export(world, published=True), "name": "sft-all.jsonl"},
+        {**ADMIN_ONLY_API, "admin": 200}),
+]
+
+
 # --- instruction translation (issue 14): translators and translation jobs ------------------------------------------
 
 
@@ -616,6 +655,25 @@ MATRIX += [
     Row("api-translation-job-cancel", "POST", translation_job, {**ADMIN_ONLY_API, "admin": 202}),
     Row("api-translation-job-retry", "POST", lambda world: translation_job(world, status=JobStatus.FAILED),
         {**ADMIN_ONLY_API, "admin": 202}),
+]
+
+
+# --- the translation pages (issue 14) ------------------------------------------------------------------------------
+
+MATRIX += [
+    Row("translation:jobs", "GET", expected={**STAFF_PAGE, "admin": 200}),
+    Row("translation:job_new", "GET", expected={**STAFF_PAGE, "admin": 200}),
+    # An empty form comes back with its errors (400).
+    Row("translation:job_new", "POST", expected={**STAFF_PAGE, "admin": 400}, body=lambda world: {}),
+    Row("translation:job", "GET", translation_job, {**STAFF_PAGE, "admin": 200}),
+    Row("translation:job_status", "GET", translation_job, {**STAFF_PAGE, "admin": 200}),
+    Row("translation:job_exports", "GET", translation_job, {**STAFF_PAGE, "admin": 200}),
+    Row("translation:job_cancel", "POST", translation_job, {**STAFF_PAGE, "admin": Redirect("translation:jobs")}),
+    Row("translation:job_retry", "POST", lambda world: translation_job(world, status=JobStatus.FAILED),
+        {**STAFF_PAGE, "admin": Redirect("translation:jobs")}),
+    # A queued job: the empty post-editing form, and the export the service refuses, come back with their errors.
+    Row("translation:job_post_edit", "POST", translation_job, {**STAFF_PAGE, "admin": 400}, body=lambda world: {}),
+    Row("translation:job_export", "POST", translation_job, {**STAFF_PAGE, "admin": 400}, body=lambda world: {}),
 ]
 
 

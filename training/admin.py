@@ -98,10 +98,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     search_fields = ["id", "base_model__name", "error"]
     actions = ["cancel_runs", "retry_runs", "retrain_with_newest_export", "next_round"]
     change_list_template = "admin/training/trainingrun/change_list.html"
-    fields = ["live", "kind", "base_model", "start_version", "export", "sft_export", "sft_file", "status", "stage",
-              "progress", "error", "log_tail", "params", "resolved", "num_processes", "seed", "output_dir", "worker",
-              "attempts", "cancel_requested", "created_by", "created_at", "started_at", "finished_at",
-              "heartbeat_at"]
+    fields = ["live", "kind", "base_model", "start_version", "export", "sft_export", "sft_dataset", "sft_file",
+              "status", "stage", "progress", "error", "log_tail", "params", "resolved", "num_processes", "seed",
+              "output_dir", "worker", "attempts", "cancel_requested", "created_by", "created_at", "started_at",
+              "finished_at", "heartbeat_at"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -130,14 +130,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retrain with newest export (same kind, base model and parameters)"))
     def retrain_with_newest_export(self, request, queryset) -> None:
-        for run in queryset.select_related("base_model", "start_version", "export", "sft_export"):
+        for run in queryset.select_related("base_model", "start_version", "export", "sft_export", "sft_dataset"):
             try:
                 new = training_run_retrain(run=run, created_by=request.user)
             except CrossfeedError as exc:
                 self.message_user(request, _("Run %(id)d: %(message)s") % {"id": run.id, "message": exc.message},
                                   messages.ERROR)
             else:
-                data = new.export or new.sft_export
+                data = new.export or new.sft_export or new.sft_dataset
                 self.message_user(request, _("Run %(new)d queued like run %(old)d, on %(data)s.")
                                   % {"new": new.id, "old": run.id, "data": data or new.sft_file}, messages.SUCCESS)
 
@@ -187,8 +187,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def new_run_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             return redirect("admin:index")
-        initial = {key: request.GET[key] for key in ("kind", "base_model", "export", "sft_export", "start_version")
-                   if request.GET.get(key)}
+        initial = {key: request.GET[key] for key in ("kind", "base_model", "export", "sft_export", "sft_dataset",
+                                                     "start_version") if request.GET.get(key)}
+        if "sft_dataset" in initial and "kind" not in initial:
+            initial["kind"] = TrainingRun.Kind.SFT  # "Train on this" from an instruction set export
         form = TrainingRunForm(request.POST or None, request.FILES or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             run = self._create_run(request, form)

@@ -25,7 +25,7 @@ from training.services.runs import (
 from training.services.uploads import sft_upload_store
 
 # The services name the model's fields; the API's client sent sft_data.
-SFT_FIELDS = {"sft_export": "sft_data", "sft_file": "sft_data"}
+SFT_FIELDS = {"sft_export": "sft_data", "sft_dataset": "sft_data", "sft_file": "sft_data"}
 
 
 class BaseModelList(APIView):

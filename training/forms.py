@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from annotation.models import Export, JobStatus
 from crossfeed.errors import InvalidInput
 from crossfeed.parsers import JSONFormField
+from instructions.models import InstructionExport
 from training.models import BaseModel, ModelVersion, TrainingRun
 from training.services.registry import check_base_model_name, check_model_path
 from training.services.runs import STAGE_CONFIG, params_template
@@ -36,6 +37,14 @@ class ExportChoiceField(forms.ModelChoiceField):
             "date": f"{export.finished_at or export.created_at:%Y-%m-%d %H:%M}"}
 
 
+class InstructionExportChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, export: InstructionExport) -> str:
+        return _("Export %(id)d of %(set)s: %(rows)d rows in %(languages)s, %(date)s") % {
+            "id": export.id, "set": export.instruction_set.name, "rows": export.rows,
+            "languages": ", ".join(export.languages),
+            "date": f"{export.finished_at or export.created_at:%Y-%m-%d %H:%M}"}
+
+
 class TrainingRunForm(forms.Form):
     kind = forms.ChoiceField(choices=TrainingRun.Kind.choices, initial=TrainingRun.Kind.DPO)
     base_model = forms.ModelChoiceField(BaseModel.objects.all())
@@ -50,6 +59,12 @@ class TrainingRunForm(forms.Form):
     sft_export = ExportChoiceField(
         Export.objects.filter(kind=Export.Kind.SFT, status=JobStatus.SUCCEEDED).select_related("campaign"),
         required=False, label=_("SFT export"), help_text=_("The SFT data: an SFT export …"),
+    )
+    sft_dataset = InstructionExportChoiceField(
+        InstructionExport.objects.filter(status=JobStatus.SUCCEEDED).select_related("instruction_set"),
+        required=False, label=_("… or an instruction set export"),
+        help_text=_("A translated instruction set's SFT export: all its languages (sft-all.jsonl), or its one "
+                    "language file."),
     )
     sft_upload = forms.FileField(
         required=False, label=_("… or an SFT file"),
@@ -82,8 +97,10 @@ class TrainingRunForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        if cleaned.get("sft_export") and cleaned.get("sft_upload"):
-            self.add_error("sft_upload", _("Choose an SFT export or upload a file, not both."))
+        given = [name for name in ("sft_export", "sft_dataset", "sft_upload") if cleaned.get(name)]
+        if len(given) > 1:
+            self.add_error(given[-1], _("Choose one kind of SFT data: an SFT export, an instruction set export or an "
+                                        "uploaded file."))
         kind = cleaned.get("kind")
         if kind and isinstance(cleaned.get("params"), dict):
             # The textarea may still hold the other kind's stage (the prefill follows the kind chosen first).
@@ -96,7 +113,8 @@ class TrainingRunForm(forms.Form):
         """Keyword arguments for training_run_create (the upload is stored by the caller, giving sft_file)."""
         data = self.cleaned_data
         return {"kind": data["kind"], "base_model": data["base_model"], "start_version": data["start_version"],
-                "export": data["export"], "sft_export": data["sft_export"], "sft_file": sft_file,
+                "export": data["export"], "sft_export": data["sft_export"], "sft_dataset": data["sft_dataset"],
+                "sft_file": sft_file,
                 "params": data["params"], "num_processes": data["num_processes"], "seed": data["seed"]}
 
     def add_service_error(self, exc: InvalidInput) -> None:

@@ -60,6 +60,11 @@ class TrainingRun(BackgroundJob, models.Model):
                                help_text=_("preference export (DPO data)"))
     sft_export = models.ForeignKey(Export, null=True, blank=True, on_delete=models.PROTECT, related_name="sft_runs",
                                    help_text=_("SFT export (messages rows)"))
+    # The third form of SFT data: a translated instruction set's export (instructions/services/exports.py). A
+    # string reference: the instructions app's models import nothing of training.
+    sft_dataset = models.ForeignKey("instructions.InstructionExport", null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="training_runs",
+                                    help_text=_("instruction set SFT export (messages rows per language)"))
     sft_file = models.CharField(max_length=500, blank=True, help_text=_("an uploaded SFT file (messages rows)"))
     params = models.JSONField(default=dict, blank=True, help_text=_("overrides of the presets, per stage"))
     resolved = models.JSONField(default=dict, blank=True, help_text=_("the full config of each stage"))

@@ -18,7 +18,8 @@ def runs_listed() -> QuerySet[TrainingRun]:
 
 
 def run_detail(run_id: int) -> TrainingRun | None:
-    return (TrainingRun.objects.select_related("base_model", "start_version", "export", "sft_export", "created_by")
+    return (TrainingRun.objects.select_related("base_model", "start_version", "export", "sft_export",
+                                               "sft_dataset__instruction_set", "created_by")
             .prefetch_related("versions").filter(pk=run_id).first())
 
 

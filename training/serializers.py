@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.models import Export
+from instructions.models import InstructionExport
 from training import selectors
 from training.models import BaseModel, ChatTemplateName, ModelVersion, TrainingRun
 
@@ -38,14 +39,19 @@ class BaseModelSerializer(serializers.ModelSerializer):
 
 
 class SFTDataSerializer(serializers.Serializer):
-    """Exactly one of: a finished SFT export, or a JSONL file on the server (e.g. from training-runs/uploads/)."""
+    """Exactly one of: a finished SFT export, a finished instruction set export (instructions/services/exports.py),
+    or a JSONL file on the server (e.g. from training-runs/uploads/)."""
 
     export = serializers.PrimaryKeyRelatedField(queryset=Export.objects.all(), required=False)
+    instruction_export = serializers.PrimaryKeyRelatedField(queryset=InstructionExport.objects.all(), required=False,
+                                                            help_text="an instruction set's SFT export "
+                                                                      "(POST instruction-sets/{id}/exports/)")
     file = serializers.CharField(required=False, max_length=500)
 
     def validate(self, attrs: dict) -> dict:
         if len(attrs) != 1:
-            raise serializers.ValidationError('give one of {"export": <id>} or {"file": "<server path>"}')
+            raise serializers.ValidationError('give one of {"export": <id>}, {"instruction_export": <id>} or '
+                                              '{"file": "<server path>"}')
         return attrs
 
 
@@ -72,6 +78,7 @@ class TrainingRunInputSerializer(serializers.Serializer):
         data = dict(self.validated_data)
         sft_data = data.pop("sft_data") or {}
         data["sft_export"] = sft_data.get("export")
+        data["sft_dataset"] = sft_data.get("instruction_export")
         data["sft_file"] = sft_data.get("file", "")
         return data
 
@@ -108,8 +115,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "kind", "status", "stage", "progress", "base_model", "start_version", "export",
-                  "sft_export", "sft_file", "params", "num_processes", "seed", "model_version", "versions", "error",
-                  "output_dir", "attempts", "created_by", "created_at", "started_at", "finished_at"]
+                  "sft_export", "sft_dataset", "sft_file", "params", "num_processes", "seed", "model_version",
+                  "versions", "error", "output_dir", "attempts", "created_by", "created_at", "started_at",
+                  "finished_at"]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, run: TrainingRun) -> dict:

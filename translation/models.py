@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Language
+from annotation.models import Campaign, Item, Language
 from crossfeed.jobs.status import BackgroundJob, JobStatus
 from generation.models import Endpoint
 from instructions.models import InstructionRow, InstructionSet
@@ -84,6 +84,11 @@ class TranslationJob(BackgroundJob, models.Model):
     error = models.TextField(blank=True)
     output_dir = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Post-editing asked for at creation ({campaign_name, overlap, audit_rate}; {} for none): the campaign is made
+    # when the job succeeds (translation/services/post_edit.py), and linked here.
+    post_edit = models.JSONField(default=dict, blank=True)
+    post_edit_campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+")
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -108,10 +113,24 @@ class TranslationJob(BackgroundJob, models.Model):
         return round(100 * self.progress_done / self.progress_total, 1) if self.progress_total else 0.0
 
 
+class TranslationQuerySet(models.QuerySet):
+    def usable(self) -> TranslationQuerySet:
+        """Translation.usable as a filter: what the SFT export reads."""
+        edited = [Translation.PostEdit.ACCEPTED, Translation.PostEdit.EDITED]
+        return self.filter(Q(chosen=True) | Q(post_edit__in=edited)).exclude(post_edit=Translation.PostEdit.UNUSABLE)
+
+
 class Translation(models.Model):
     """A row of the set in one language: the candidate chosen for it, or (chosen False) the best of the candidates
     when none was acceptable (each had a hard failure, lost a protected segment, or failed), kept for review but
-    never exported."""
+    never exported (unless a native speaker accepts or edits it: see `usable`)."""
+
+    class PostEdit(models.TextChoices):
+        NOT_SENT = "", _("not sent to post-editing")
+        PENDING = "pending", _("in a post-editing campaign")
+        ACCEPTED = "accepted", _("accepted as is")
+        EDITED = "edited", _("edited")
+        UNUSABLE = "unusable", _("unusable")
 
     job = models.ForeignKey(TranslationJob, on_delete=models.CASCADE, related_name="translations")
     row = models.ForeignKey(InstructionRow, on_delete=models.CASCADE, related_name="translations")
@@ -126,6 +145,18 @@ class Translation(models.Model):
     flags = models.JSONField(default=list, blank=True)
     # Every candidate's summary: [{translator, score, flags, error?}], in the job's translator order.
     candidates = models.JSONField(default=list, blank=True)
+    # Post-editing (translation/services/post_edit.py): the latest native speaker's verdict wins. An edit replaces
+    # `fields`, and the machine's translation is kept in `machine_fields` (empty until the first edit).
+    post_edit = models.CharField(max_length=10, choices=PostEdit.choices, blank=True, db_index=True)
+    machine_fields = models.JSONField(default=dict, blank=True)
+    post_edit_item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Levenshtein distance between the machine's fields and the edited ones, over the longer (0.0: accepted).
+    edit_distance = models.FloatField(null=True, blank=True)
+    post_edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    post_edited_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TranslationQuerySet.as_manager()
 
     class Meta:
         ordering = ["job", "language", "row"]
@@ -135,3 +166,9 @@ class Translation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.row} in {self.language_id}"
+
+    @property
+    def usable(self) -> bool:
+        """Goes into the SFT export: chosen by the machine or accepted/edited by a person, and not marked unusable."""
+        return (self.chosen or self.post_edit in (self.PostEdit.ACCEPTED, self.PostEdit.EDITED)) \
+            and self.post_edit != self.PostEdit.UNUSABLE

@@ -33,8 +33,12 @@ class TranslatorSerializer(serializers.ModelSerializer):
                   "max_new_tokens", "languages", "notes", "created_by", "created_at"]
 
 
-@extend_schema_field({"type": "object", "description": "not available yet: refused with 400 when given",
-                      "properties": {"campaign_name": {"type": "string"}, "overlap": {"type": "integer"}}})
+@extend_schema_field({"type": "object", "description": "send the translations below the threshold (and those with "
+                      "no acceptable candidate, and an audit sample of the others) to a post-editing campaign made "
+                      "when the job succeeds", "required": ["campaign_name"],
+                      "properties": {"campaign_name": {"type": "string", "maxLength": 200},
+                                     "overlap": {"type": "integer", "minimum": 1, "maximum": 20, "default": 1},
+                                     "audit_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0}}})
 class PostEditField(serializers.JSONField):
     pass
 
@@ -53,6 +57,16 @@ class TranslationProgressSerializer(serializers.Serializer):
     percent = serializers.FloatField()
 
 
+class PostEditCountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField(help_text="in a post-editing campaign, not post-edited yet")
+    accepted = serializers.IntegerField()
+    edited = serializers.IntegerField()
+    unusable = serializers.IntegerField()
+    mean_edit_distance = serializers.FloatField(
+        allow_null=True, help_text="mean normalised character edit distance (Levenshtein / longer length) of the "
+                                   "accepted (0) and edited translations; null when none")
+
+
 class TranslationLanguageReportSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     chosen_by = serializers.DictField(child=serializers.IntegerField(), help_text="{translator name: rows}")
@@ -61,7 +75,12 @@ class TranslationLanguageReportSerializer(serializers.Serializer):
     not_acceptable = serializers.IntegerField(help_text="rows with no acceptable candidate: none chosen")
     histogram = serializers.ListField(child=serializers.IntegerField(),
                                       help_text="the chosen translations' scores in 10 bins: [0, 0.1), ... [0.9, 1]")
-    post_edited = serializers.IntegerField()
+    post_edited = serializers.IntegerField(help_text="translations post-edited: accepted + edited + unusable")
+    post_edit = PostEditCountsSerializer(help_text="counted now from the translations")
+    scorer = serializers.CharField(required=False, help_text='what scored the candidates: "comet-kiwi:<model>" or '
+                                   '"fallback" (docs/translation-quality.md)')
+    scorer_error = serializers.CharField(required=False, allow_blank=True,
+                                         help_text="why COMET-Kiwi, configured, was not used; empty if it was")
 
 
 class TranslationFailureSerializer(serializers.Serializer):
@@ -93,3 +112,5 @@ class TranslationJobSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    post_edit_campaign = serializers.IntegerField(allow_null=True, help_text="the post-editing campaign made of "
+                                                  "this job's translations, if any")

@@ -14,6 +14,7 @@ from annotation.models.core import (
     Lease,
     Response,
     Skip,
+    Verdict,
     VisibleItemManager,
     default_flags,
 )
@@ -26,5 +27,5 @@ __all__ = [
     "ActivityPing", "Adjudication", "AnnotatorProfile", "AnnotatorStanding", "BackgroundJob", "Campaign",
     "CampaignGuideline", "DEFAULT_FLAGS", "Exclusion", "Export", "Invitation", "Item", "ItemImport", "JobStatus",
     "Judgment", "JudgmentSubmission", "Language", "Lease", "PayRate", "QualificationResult", "Response", "Skip",
-    "VisibleItemManager", "default_flags",
+    "Verdict", "VisibleItemManager", "default_flags",
 ]

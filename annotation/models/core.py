@@ -73,6 +73,12 @@ class Campaign(models.Model):
         PAUSED = "paused", _("paused")
         CLOSED = "closed", _("closed")
 
+    class Task(models.TextChoices):
+        RANKING = "ranking", _("rank responses")
+        # Items made from machine translations (translation/services/post_edit.py): one response per field, which
+        # the annotator accepts, edits or marks unusable; never imported, ranked or exported as preferences.
+        POST_EDIT = "post_edit", _("post-edit translations")
+
     name = models.CharField(max_length=200, unique=True)
     guidelines = models.TextField(_("guidelines (Markdown)"), blank=True)
     overlap = models.PositiveSmallIntegerField(
@@ -80,6 +86,7 @@ class Campaign(models.Model):
     )
     lease_minutes = models.PositiveSmallIntegerField(default=10)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    task = models.CharField(_("task"), max_length=10, choices=Task.choices, default=Task.RANKING, editable=False)
     flag_vocabulary = models.JSONField(default=default_flags)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -120,6 +127,10 @@ class Campaign(models.Model):
     @property
     def accepts_judgments(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def is_post_edit(self) -> bool:
+        return self.task == self.Task.POST_EDIT
 
 
 class VisibleItemManager(models.Manager):
@@ -259,15 +270,27 @@ class Skip(models.Model):
         return f"skip of {self.item_id} by {self.annotator_id}"
 
 
+class Verdict(models.TextChoices):
+    """A post-edit judgment's outcome (Campaign.Task.POST_EDIT); a ranking's verdict is empty."""
+
+    ACCEPTED = "accepted", _("accepted as is")
+    EDITED = "edited", _("edited")
+    UNUSABLE = "unusable", _("unusable")
+
+
 class Judgment(models.Model):
-    """The current ranking of one item by one annotator; revisions replace it and are kept as submissions."""
+    """The current ranking (or post-edit) of one item by one annotator; revisions replace it and are kept as
+    submissions."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
-    # {"<response id>": rank}; 1 is best, equal ranks are ties.
+    # {"<response id>": rank}; 1 is best, equal ranks are ties. {} for a post-edit.
     ranks = models.JSONField()
     # {"<response id>": ["wrong_language", ...]}; responses without flags are absent.
     flags = models.JSONField(default=dict, blank=True)
+    # Post-edit campaigns only: the verdict, and {"<response id>": edited text} of the responses changed.
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    edits = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     seconds_spent = models.PositiveIntegerField(null=True, blank=True)
     revision = models.PositiveSmallIntegerField(default=1)
@@ -293,6 +316,8 @@ class JudgmentSubmission(models.Model):
     idempotency_key = models.CharField(max_length=128)
     ranks = models.JSONField()
     flags = models.JSONField(default=dict)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    edits = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

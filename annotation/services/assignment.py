@@ -5,7 +5,7 @@ PostgreSQL the candidate rows are locked with SKIP LOCKED, so concurrent annotat
 of queueing on the same one. On both, the lease is taken by a conditional UPDATE of the item's lease counter
 whose row count says whether the item still had room, and the item's CHECK constraint backs it up.
 
-Quality control (docs/campaigns.md) adds one indexed read per `next` (sql.lease_gates) and changes which items are
+Quality control (docs/campaigns.md) adds indexed reads to `next` (in sql.lease_state) and changes which items are
 candidates: an annotator excluded by an admin gets nothing; a language pair they were excluded from by gold, or
 whose qualification they have not passed, gives no items to rank; qualification items of the pairs still to
 qualify for come first; and with probability `gold_rate` a gold item they have not judged takes the place of the
@@ -45,27 +45,51 @@ def lease_next(*, campaign: Campaign, annotator: AbstractBaseUser, now: datetime
     if not native:
         raise InvalidInput(_("your annotator profile has no native language; ask an admin to add one"))
     now = now or timezone.now()
+    expires_at = now + timedelta(minutes=campaign.lease_minutes)
+    gold = bool(campaign.gold_rate) and random.random() < campaign.gold_rate  # noqa: S311 - a mix, not a secret
+    if not gold and not campaign.qualification_pairs and connection.features.has_select_for_update_skip_locked:
+        # PostgreSQL's common case in one statement, which needs no transaction around it (sql.lease_at_once): one
+        # round trip where the transaction below takes five. Anything else (a live lease, an expired one, a gate)
+        # makes it write nothing, and the transaction below does the work.
+        taken = sql.lease_at_once(
+            candidates=sql.candidate_ids(campaign_id=campaign.pk, annotator_id=annotator.pk, native=native,
+                                         reading=reading, limit=1, lock=True, as_query=True),
+            campaign_id=campaign.pk, annotator_id=annotator.pk, now=now, expires_at=expires_at)
+        if taken is not None:
+            return Lease(id=taken[0], item_id=taken[1], annotator=annotator, created_at=now, expires_at=expires_at)
     with transaction.atomic():
+        return _lease(campaign, annotator, native, reading, now, expires_at, gold)
+
+
+def _lease(campaign: Campaign, annotator, native: list[str], reading: list[str], now: datetime,
+           expires_at: datetime, gold: bool) -> Lease | None:
+    # One read for the expired-lease probe, the live lease and the gates: on PostgreSQL each statement is a round
+    # trip, and these three were a quarter of a `next` (docs/benchmarks.md).
+    expired, current, gate_rows = sql.lease_state(campaign_id=campaign.pk, annotator_id=annotator.pk, now=now)
+    if expired:
         # Every expired lease, not only this campaign's: the index on expires_at makes an empty check one probe.
         leases_reclaim(now=now)
-        return _lease(campaign, annotator, native, reading, now)
-
-
-def _lease(campaign: Campaign, annotator, native: list[str], reading: list[str], now: datetime) -> Lease | None:
-    expires_at = now + timedelta(minutes=campaign.lease_minutes)
-    current = sql.live_lease(annotator_id=annotator.pk, campaign_id=campaign.pk, now=now)
     if current is not None:
         # Coming back to the page keeps the same item and gives it a fresh lease period.
         sql.extend_lease(current[0], expires_at)
         return Lease(id=current[0], item_id=current[1], annotator=annotator, created_at=now, expires_at=expires_at)
-    gates = _gates(campaign, annotator)
+    gates = _gates(campaign, gate_rows)
     if gates.excluded:
         return None
-    for item_id in _picks(campaign, annotator, native, reading, gates):
+    for item_id in _picks(campaign, annotator, native, reading, gates, gold, (now, expires_at)):
+        if isinstance(item_id, _Leased):  # PostgreSQL found, placed and leased it in one statement
+            return Lease(id=item_id.lease_id, item_id=item_id.item_id, annotator=annotator, created_at=now,
+                         expires_at=expires_at)
         if sql.take_lease_place(item_id):
             lease_id = sql.insert_lease(item_id=item_id, annotator_id=annotator.pk, now=now, expires_at=expires_at)
             return Lease(id=lease_id, item_id=item_id, annotator=annotator, created_at=now, expires_at=expires_at)
     return None
+
+
+@dataclass(frozen=True)
+class _Leased:
+    lease_id: int
+    item_id: int
 
 
 @dataclass(frozen=True)
@@ -75,9 +99,9 @@ class _Gates:
     to_qualify: list[tuple[str, str]]  # qualification items still to be offered
 
 
-def _gates(campaign: Campaign, annotator) -> _Gates:
+def _gates(campaign: Campaign, rows: list[tuple[str, str, str]]) -> _Gates:
     excluded, closed, decided = False, [], set()
-    for kind, prompt, response in sql.lease_gates(campaign_id=campaign.pk, annotator_id=annotator.pk):
+    for kind, prompt, response in rows:
         if kind == "excluded" and not prompt:
             excluded = True
         elif kind == "excluded" or kind == "failed":
@@ -89,15 +113,19 @@ def _gates(campaign: Campaign, annotator) -> _Gates:
     return _Gates(excluded, sorted(set(closed) | set(to_qualify)), to_qualify)
 
 
-def _picks(campaign: Campaign, annotator, native: list[str], reading: list[str], gates: _Gates) -> Iterator[int]:
-    """Item ids to try, in order: qualification items first, then (by chance) a gold item, then items to rank."""
+def _picks(campaign: Campaign, annotator, native: list[str], reading: list[str], gates: _Gates, gold: bool,
+           lease: tuple[datetime, datetime]) -> Iterator[int | _Leased]:
+    """Item ids to try, in order: qualification items first, then (`gold`: drawn at the campaign's gold rate) a gold
+    item, then items to rank. `lease`: (now, expires_at) of the lease to take."""
     query = {"campaign_id": campaign.pk, "annotator_id": annotator.pk, "native": native, "reading": reading}
     if gates.to_qualify:
         # In import order, so that everyone takes the set the same way; every one of them is judged in the end.
         yield from sql.candidate_ids(**query, limit=CANDIDATES, lock=False, kind=Item.Kind.QUALIFICATION.value,
                                      only_pairs=gates.to_qualify)
-    tasks = _candidate_ids(campaign, annotator, native, reading, skip_pairs=gates.closed_pairs)
-    if campaign.gold_rate and random.random() < campaign.gold_rate:  # noqa: S311 - a mix, not a secret
+    # With a gold item to try first, the first task item is only looked at here: it must not be leased yet.
+    tasks = _candidate_ids(campaign, annotator, native, reading, skip_pairs=gates.closed_pairs,
+                           lease=None if gold else lease)
+    if gold:
         first = next(tasks, None)
         if first is None:
             return
@@ -108,12 +136,15 @@ def _picks(campaign: Campaign, annotator, native: list[str], reading: list[str],
 
 
 def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: list[str],
-                   skip_pairs: list[tuple[str, str]] = ()) -> Iterator[int]:
+                   skip_pairs: list[tuple[str, str]] = (),
+                   lease: tuple[datetime, datetime] | None = None) -> Iterator[int | _Leased]:
     """Ids of items this annotator may lease, best first (closest to completion, so that finished items and usable
     pairs appear early; then oldest).
 
     PostgreSQL: first one row with SKIP LOCKED (FOR UPDATE re-checks the room condition on the row it locks, so
-    its UPDATE cannot fail). When every open row is locked by someone else (they are leasing or submitting), the
+    its UPDATE cannot fail); given `lease` (now, expires_at), the same statement takes the row's place and inserts
+    the lease (sql.lease_first_open), and what comes back is that lease. When every open row is locked by someone
+    else (they are leasing or submitting), the
     rows are not full for that: a second pass reads them without locking and lets the conditional UPDATE wait for
     each row's lock and re-check the room. It holds no row lock while it waits, so it cannot deadlock.
     """
@@ -122,8 +153,16 @@ def _candidate_ids(campaign: Campaign, annotator, native: list[str], reading: li
     if not connection.features.has_select_for_update_skip_locked:
         yield from sql.candidate_ids(**query, limit=1, lock=False)  # SQLite: this transaction is the only writer
         return
-    locked = sql.candidate_ids(**query, limit=1, lock=True)
-    yield from locked
+    if lease is not None:
+        taken = sql.lease_first_open(candidates=sql.candidate_ids(**query, limit=1, lock=True, as_query=True),
+                                     annotator_id=annotator.pk, now=lease[0], expires_at=lease[1])
+        if taken is not None:
+            yield _Leased(*taken)
+            return
+        locked = []
+    else:
+        locked = sql.candidate_ids(**query, limit=1, lock=True)
+        yield from locked
     tried = set(locked)
     for _round in range(ROUNDS):
         fresh = [item_id for item_id in sql.candidate_ids(**query, limit=CANDIDATES + len(tried), lock=False)

@@ -90,10 +90,12 @@ def campaign_create(
     guidelines: str = "",
     status: str = Campaign.Status.ACTIVE,
     flag_vocabulary: list[str] | None = None,
+    task: str = Campaign.Task.RANKING,
     **quality: Any,
 ) -> Campaign:
     """`quality`: gold and qualification settings (services/quality.py: QUALITY_SETTINGS), defaults for those left
-    out."""
+    out. `task`: what annotators do (Campaign.Task); post-editing campaigns are made by
+    translation.services.post_edit.post_edit_campaign_create, with their items."""
     flags = list(DEFAULT_FLAGS) if flag_vocabulary is None else flag_vocabulary
     unknown = sorted(set(quality) - set(QUALITY_SETTINGS))
     if unknown:
@@ -101,9 +103,12 @@ def campaign_create(
     quality = {**QUALITY_DEFAULTS, **quality}
     errors = campaign_check(name=name, overlap=overlap, lease_minutes=lease_minutes, flag_vocabulary=flags,
                             status=status, guidelines=guidelines, **quality)
+    if task not in Campaign.Task.values:
+        errors["task"] = [_("one of %(choices)s") % {"choices": ", ".join(Campaign.Task.values)}]
     if errors:
         raise InvalidInput(_("invalid campaign"), field_errors=errors)
     return Campaign.objects.create(
+        task=task,
         name=name.strip(),
         overlap=overlap,
         lease_minutes=lease_minutes,

@@ -4,7 +4,8 @@ annotators with different language skills. Passwords are random, generated once,
 The campaign runs with quality control on (docs/campaigns.md), so that a first look shows it at work: besides the
 items to rank (data/demo_items.jsonl), data/demo_checks.jsonl holds hand-written gold items (two per language pair,
 some with a response in the wrong language that must be flagged) and qualification sets (three items per gated
-pair) in pairs that every demo annotator can take.
+pair) in pairs that every demo annotator can take. The hand-written "Sample instructions" set and, when the tiny
+base model is registered, a translator on it ("Demo tiny model (prompted)") make a translation job possible at once.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from annotation.models import Campaign
 from annotation.services.campaigns import campaign_create
@@ -25,7 +28,6 @@ from annotation.services.people import annotator_create
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEMO_CAMPAIGN = "Demo: cross-lingual feedback"
-DEMO_INSTRUCTION_SET = "Sample instructions"
 
 # (username, native languages, other languages read). Overlapping skills, so that items reach k = 2.
 DEMO_ANNOTATORS = [
@@ -99,20 +101,11 @@ def demo_seed(*, var_dir: Path) -> list[DemoLogin]:
     for name in ("demo_items.jsonl", "demo_checks.jsonl"):
         with (DATA / name).open("rb") as source:
             items_import(campaign=campaign, source=source)
-    _import_sample_instructions(admin)
+    # The other apps' parts (an instruction set, a translator), named in settings: annotation imports none of them.
+    for path in settings.CROSSFEED_DEMO_EXTRAS:
+        import_string(path)(admin=admin)
     _write_logins(var_dir, logins)
     return logins
-
-
-def _import_sample_instructions(admin) -> None:
-    """The hand-written sample instruction set (instructions/data/sample_alpaca.jsonl), for translation jobs."""
-    # Imported here, not at the top: the instructions app depends on annotation, not the other way round.
-    from instructions.services.sets import instruction_set_import
-
-    path = Path(__file__).resolve().parents[2] / "instructions" / "data" / "sample_alpaca.jsonl"
-    with path.open("rb") as source:
-        instruction_set_import(name=DEMO_INSTRUCTION_SET, source=source, language="en", created_by=admin,
-                               source_name=path.name)
 
 
 def _write_logins(var_dir: Path, logins: list[DemoLogin]) -> None:

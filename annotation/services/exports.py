@@ -109,6 +109,9 @@ def export_create(
 ) -> Export:
     """Record an export and queue it once the transaction commits. Filters matching nothing are refused.
     `weights`: add a `weight` column from the annotators' reliability (preference exports; docs/export.md)."""
+    if campaign.task == Campaign.Task.POST_EDIT:
+        raise InvalidInput(_("a post-editing campaign has no rankings; its edits go into the instruction set's SFT "
+                             "export (POST /api/v1/instruction-sets/{id}/exports/)"), field="campaign")
     filters, errors = _check_filters({
         "kind": kind, "format": format, "pairs": pairs, "min_judgments": min_judgments,
         "min_agreement": min_agreement, "languages": languages, "test_fraction": test_fraction, "seed": seed,

@@ -106,6 +106,12 @@ def items_import(
     """
     if campaign.status == Campaign.Status.CLOSED:
         raise InvalidInput(f"campaign {campaign.name!r} is closed: reopen it before importing", field="campaign")
+    if campaign.task == Campaign.Task.POST_EDIT:
+        # Its items are machine translations, one response per field, each tied to a Translation; imported items
+        # would have nothing to write their edits to.
+        raise InvalidInput(f"campaign {campaign.name!r} is a post-editing campaign: its items come from a translation "
+                           "job (POST /api/v1/instruction-sets/{id}/translations/ with post_edit), not from an "
+                           "import; import items to rank into a ranking campaign", field="campaign")
     imports_cleanup()
     limits = import_limits()
     problems, total = _validate(campaign, _records(source, limits))

@@ -1,4 +1,5 @@
-"""Submitting and revising judgments.
+"""Submitting and revising judgments: rankings, and post-edits on post-editing campaigns (their body is checked by
+annotation/services/post_edits.py; everything else here is shared).
 
 Outcomes: a new judgment (201), a replay of an idempotency key already seen (200, nothing stored), or a revision
 of the annotator's own judgment (200). The item row is locked first (PostgreSQL) so that two submits on one
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +21,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from annotation import sql
-from annotation.models import Item, Judgment
+from annotation.models import Campaign, Item, Judgment
 from annotation.selectors import item_judgeable_by
+from annotation.services.post_edits import MAX_EDIT_CHARS, post_edit_content, ranking_on_post_edit_refused
 from annotation.services.quality import gold_judged
 from crossfeed.errors import Conflict, InvalidInput, NotFound
 
@@ -34,6 +38,11 @@ MAX_QUOTED_NAMES = 10
 # the worst legal one is its comment: 5,000 characters, each up to 12 bytes as JSON (a surrogate pair "\ud83d\ude00")
 # or as a form field (four UTF-8 bytes, percent-encoded) = 60 KB; ranks and flags for 8 responses add a few KB.
 MAX_BODY_BYTES = 256 * 1024
+# A post-edit carries the corrected text of each field it changes: up to 20,000 characters each (post_edits.py),
+# 240 KB as JSON at 12 bytes a character, 120 KB as a form field of Arabic (6 bytes); the page sends every field.
+# 4 MiB holds 16 such fields at the worst encoding and far more real ones. Only an item of a post-editing campaign
+# gets this bound, looked up only for a body over MAX_BODY_BYTES (a ranking's submit reads nothing more).
+MAX_POST_EDIT_BODY_BYTES = 4 * 1024 * 1024
 
 
 class Outcome(enum.Enum):
@@ -141,8 +150,19 @@ def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dic
     return errors
 
 
-def judgment_check_size(*, body_bytes: int) -> None:
-    """Refuse a judgment by its size alone, before a byte of it is parsed (MAX_BODY_BYTES says why this is ample)."""
+def judgment_check_size(*, body_bytes: int, item_id: int | None = None) -> None:
+    """Refuse a judgment by its size alone, before a byte of it is parsed (MAX_BODY_BYTES says why this is ample;
+    MAX_POST_EDIT_BODY_BYTES for an item of a post-editing campaign)."""
+    if body_bytes <= MAX_BODY_BYTES:
+        return
+    if item_id is not None and Item.objects.filter(pk=item_id).values_list("campaign__task", flat=True).first() \
+            == Campaign.Task.POST_EDIT:
+        if body_bytes <= MAX_POST_EDIT_BODY_BYTES:
+            return
+        raise InvalidInput(_("the request body is %(size)d bytes; a post-edit is at most %(limit)d bytes (edits of at "
+                             "most %(edit)d characters per field, a comment of at most %(comment)d)")
+                           % {"size": body_bytes, "limit": MAX_POST_EDIT_BODY_BYTES, "edit": MAX_EDIT_CHARS,
+                              "comment": MAX_COMMENT_CHARS}, field="body")
     if body_bytes > MAX_BODY_BYTES:
         raise InvalidInput(_("the request body is %(size)d bytes; a judgment is at most %(limit)d bytes (a comment of "
                              "at most %(comment)d characters, one rank per response)")
@@ -154,13 +174,18 @@ def judgment_submit(
     *,
     annotator: AbstractBaseUser,
     item_id: int,
-    ranks: Any,
+    ranks: Any = None,
     flags: Any = None,
     comment: Any = "",
     seconds_spent: Any = None,
     idempotency_key: Any,
+    verdict: Any = None,
+    edits: Any = None,
 ) -> SubmitResult:
     """Validate outside the transaction, then store inside a short one.
+
+    A ranking campaign's judgment has ranks (and flags); a post-editing campaign's has a verdict (and edits): each
+    body sent to the other kind of campaign is refused with a message saying so.
 
     On SQLite a transaction holds the database's single write lock from BEGIN, so everything that only reads
     (the replay lookup, who may judge the item, the checks of the ranking) happens before it.
@@ -171,20 +196,32 @@ def judgment_submit(
     item = item_judgeable_by(annotator, item_id)
     if item is None:
         raise NotFound(_("no such item, or it is not one you can judge"))
-    response_ids = sql.response_ids(item.pk)
-    clean_ranks, clean_flags, rank_errors = check_ranking(
-        response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
-    )
-    errors.update(rank_errors)
+    on_stored = None
+    if item.campaign.is_post_edit:
+        content, content_errors, on_stored = post_edit_content(item=item, ranks=ranks, flags=flags, verdict=verdict,
+                                                               edits=edits)
+    else:
+        content_errors = ranking_on_post_edit_refused(verdict, edits)
+        response_ids = sql.response_ids(item.pk)
+        clean_ranks, clean_flags, rank_errors = check_ranking(
+            response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
+        )
+        content_errors = content_errors or rank_errors
+        content = {"ranks": clean_ranks, "flags": clean_flags, "verdict": "", "edits": {}}
+    errors.update(content_errors)
     if errors:
         raise _invalid(errors)
     if not item.campaign.accepts_judgments:
         raise Conflict(_("campaign %(name)r is %(status)s: judgments are not accepted now")
                        % {"name": item.campaign.name, "status": item.campaign.get_status_display()})
-    fields = {"ranks": clean_ranks, "flags": clean_flags, "comment": (comment or "").strip()}
+    fields = {**content, "comment": (comment or "").strip()}
     try:
+        if on_stored is None and item.kind == Item.Kind.TASK and connection.features.has_select_for_update:
+            created = _create_at_once(annotator, item, fields, seconds_spent, idempotency_key)
+            if created is not None:
+                return created
         with transaction.atomic():
-            return _store(annotator, item, fields, seconds_spent, idempotency_key)
+            return _store(annotator, item, fields, seconds_spent, idempotency_key, on_stored)
     except IntegrityError:
         # Only a concurrent request with the same key (or for the same item) can get here: it won, so replay it.
         replay = _replay(annotator, idempotency_key, item_id)
@@ -203,40 +240,83 @@ def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
     return SubmitResult(Judgment.objects.get(pk=previous[0]), Outcome.REPLAYED)
 
 
-def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str) -> SubmitResult:
+def _create_at_once(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str) -> SubmitResult | None:
+    """PostgreSQL, a new judgment of a task item: sql.judgment_create alone, without a transaction around it (a
+    statement is atomic on its own), so one round trip where BEGIN, the statement and COMMIT took three. None when
+    the transaction below must decide: the annotator has judged the item (a revision), or another submit of theirs
+    on it is being written at this moment (the IntegrityError; nothing was written)."""
+    now = timezone.now()
+    try:
+        # Inside a caller's transaction a savepoint keeps the IntegrityError from aborting it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            new_id, judged_before = sql.judgment_create(item_id=item.pk, annotator_id=annotator.pk,
+                                                        key=idempotency_key, fields=fields,
+                                                        seconds_spent=seconds_spent, now=now)
+    except IntegrityError:
+        return None
+    if judged_before:
+        return None
+    if new_id is None:
+        raise _item_filled()
+    return SubmitResult(_new_judgment(new_id, item, annotator, fields, seconds_spent, now), Outcome.CREATED)
+
+
+def _store(annotator, item: Item, fields: dict, seconds_spent, idempotency_key: str,
+           on_stored: Callable[[int, Any], None] | None = None) -> SubmitResult:
     if connection.features.has_select_for_update:
         # PostgreSQL: submits on one item queue here, so the judgment check below sees the winner's row. (SQLite
         # needs no lock: its IMMEDIATE transaction already excludes every other writer.)
         sql.lock_item(item.pk)
     now = timezone.now()
-    existing = sql.judgment_id(item_id=item.pk, annotator_id=annotator.pk)
-    if existing is not None:
-        sql.revise_judgment(existing, fields=fields, seconds_spent=seconds_spent, now=now)
-        judgment = Judgment.objects.get(pk=existing)
-        outcome = Outcome.REVISED
+    new_id = None
+    if connection.features.has_select_for_update:
+        # A new judgment, its place and its submission in one statement (one round trip instead of four).
+        new_id, judged_before = sql.judgment_create(item_id=item.pk, annotator_id=annotator.pk, key=idempotency_key,
+                                                    fields=fields, seconds_spent=seconds_spent, now=now)
+        if new_id is None and not judged_before:
+            raise _item_filled()
+    if new_id is not None:
+        judgment, outcome = _new_judgment(new_id, item, annotator, fields, seconds_spent, now), Outcome.CREATED
     else:
-        _take_place(item, annotator)
-        new_id = sql.insert_judgment(item_id=item.pk, annotator_id=annotator.pk, fields=fields,
-                                     seconds_spent=seconds_spent, now=now)
-        judgment = Judgment(id=new_id, item=item, annotator=annotator, seconds_spent=seconds_spent, revision=1,
-                            created_at=now, updated_at=now, **fields)
-        outcome = Outcome.CREATED
-    sql.insert_submission(judgment=judgment.pk, annotator_id=annotator.pk, key=idempotency_key, fields=fields,
-                          now=now)
+        existing = sql.judgment_id(item_id=item.pk, annotator_id=annotator.pk)
+        if existing is not None:
+            sql.revise_judgment(existing, fields=fields, seconds_spent=seconds_spent, now=now)
+            judgment = Judgment.objects.get(pk=existing)
+            outcome = Outcome.REVISED
+        else:
+            _take_place(item, annotator)
+            judgment = _new_judgment(sql.insert_judgment(item_id=item.pk, annotator_id=annotator.pk, fields=fields,
+                                                         seconds_spent=seconds_spent, now=now),
+                                     item, annotator, fields, seconds_spent, now)
+            outcome = Outcome.CREATED
+        sql.insert_submission(judgment=judgment.pk, annotator_id=annotator.pk, key=idempotency_key, fields=fields,
+                              now=now)
+    if on_stored is not None:
+        # A post-edit: the item's Translation takes this submission's text, in the same transaction (latest wins).
+        on_stored(annotator.pk, now)
     if item.kind != Item.Kind.TASK:
         # A check of the annotator (gold, qualification): their record changes with the judgment, atomically.
         gold_judged(item=item, annotator_id=annotator.pk)
     return SubmitResult(judgment, outcome)
 
 
+def _new_judgment(new_id: int, item: Item, annotator, fields: dict, seconds_spent, now) -> Judgment:
+    return Judgment(id=new_id, item=item, annotator=annotator, seconds_spent=seconds_spent, revision=1,
+                    created_at=now, updated_at=now, **fields)
+
+
 def _take_place(item: Item, annotator) -> None:
     """Turn the annotator's lease into a judgment, or take a free place; 409 when the item filled up meanwhile."""
     held = sql.delete_lease(item_id=item.pk, annotator_id=annotator.pk)
     if not sql.take_judgment_place(item.pk, held_lease=bool(held)):
-        raise Conflict(_(
-            "this item received all the judgments it needed while you were working on it (your lease had "
-            "expired); your ranking was not stored — please continue with the next item"
-        ))
+        raise _item_filled()
+
+
+def _item_filled() -> Conflict:
+    return Conflict(_(
+        "this item received all the judgments it needed while you were working on it (your lease had "
+        "expired); your ranking was not stored — please continue with the next item"
+    ))
 
 
 def _invalid(errors: dict[str, list[str]]) -> InvalidInput:

@@ -14,7 +14,7 @@ RECOVER_AT_START = {
     ACCELERATOR: ["training.services.runs.training_runs_fail_stale",
                   "generation.services.jobs.generation_jobs_fail_stale",
                   "translation.services.jobs.translation_jobs_fail_stale"],
-    FAST: [],
+    FAST: ["instructions.services.exports.instruction_exports_fail_stale"],
 }
 
 

@@ -449,6 +449,10 @@ def check_campaign_target(campaign: Any) -> tuple[Campaign | None, str, int | No
         if found.status == Campaign.Status.CLOSED:
             raise InvalidInput(f"campaign {found.name!r} is closed: reopen it, or name a new campaign",
                                field="campaign")
+        if found.task == Campaign.Task.POST_EDIT:
+            # Its items are translations to post-edit (the import would refuse them at the job's end).
+            raise InvalidInput(f"campaign {found.name!r} is a post-editing campaign: generated responses go into a "
+                               "ranking campaign; name a new one or give another id", field="campaign")
         return found, "", None
     name = campaign["name"]
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS \

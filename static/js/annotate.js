@@ -196,10 +196,32 @@
     }
   });
 
+  // Post-editing (templates/annotation/_post_edit.html): Ctrl+Enter saves the edits, Alt+A accepts, Alt+U marks
+  // unusable, from anywhere on the page, a text box included. Each presses its button, so the request is the one a
+  // click sends (htmx posts the pressed button's verdict). By physical key (event.code): Alt+A is "å" on a Mac and
+  // an Arabic letter on an Arabic layout.
+  function postEditForm() { return document.getElementById("post-edit-form"); }
+  document.addEventListener("keydown", function (event) {
+    var f = postEditForm();
+    if (!f || document.querySelector("dialog[open]")) { return; }
+    var verdict = null;
+    if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key === "Enter") { verdict = "edited"; }
+    else if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === "KeyA") { verdict = "accepted"; }
+    else if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === "KeyU") { verdict = "unusable"; }
+    else if (event.key === "g" && !event.ctrlKey && !event.metaKey && !event.altKey && shortcutsOn() &&
+             !(event.target.closest && event.target.closest("textarea, input[type=text], select"))) {
+      toggle("guidelines"); event.preventDefault(); return;
+    }
+    if (!verdict) { return; }
+    event.preventDefault();
+    var button = f.querySelector('button[name="verdict"][value="' + verdict + '"]');
+    if (button) { button.click(); }
+  });
+
   // seconds_spent: time from when the item appeared to the submit.
   var shownAt = Date.now();
   document.addEventListener("submit", function (event) {
-    if (event.target.id === "judgment-form") {
+    if (event.target.id === "judgment-form" || event.target.id === "post-edit-form") {
       var field = event.target.querySelector('input[name="seconds_spent"]');
       if (field) { field.value = String(Math.round((Date.now() - shownAt) / 1000)); }
     }
@@ -238,6 +260,13 @@
       summary.focus();
     } else if (all.length) { select(all[0]); }
     if (all.length) { syncStrip(); }
+    var postEdit = postEditForm();
+    if (postEdit) {
+      // After a refusal the list of problems has the focus (it names the fields); otherwise the first text box.
+      var problems = postEdit.querySelector(".error[tabindex]");
+      var first = postEdit.querySelector("textarea[aria-invalid=true]") || postEdit.querySelector("textarea");
+      if (problems) { problems.focus(); } else if (first) { first.focus(); }
+    }
     showSkipOther();
     var refusedSkip = document.querySelector(".skip [aria-invalid=true]");
     if (refusedSkip) { refusedSkip.focus(); }
@@ -265,7 +294,7 @@
 
   // With several native languages the guidelines panel holds one version per language: show the item's.
   function showItemGuidelines() {
-    var form = document.getElementById("judgment-form");
+    var form = document.getElementById("judgment-form") || document.getElementById("post-edit-form");
     var versions = document.querySelectorAll("#guidelines [data-guidelines-for]");
     if (!form || versions.length < 2) { return; }
     var language = form.dataset.responseLanguage;
@@ -287,7 +316,7 @@
     var now = Date.now();
     if (!url || document.visibilityState !== "visible" || now - lastPing < PING_EVERY_MS) { return; }
     lastPing = now;
-    var form = document.getElementById("judgment-form");
+    var form = document.getElementById("judgment-form") || document.getElementById("post-edit-form");
     var body = new URLSearchParams();
     if (form && form.dataset.item) { body.set("item", form.dataset.item); }
     window.fetch(url, { method: "POST", credentials: "same-origin", keepalive: true, body: body,

@@ -22,7 +22,7 @@ from tests.conftest import PASSWORD, item_line, jsonl, new_key, ranks_for
 
 LANGUAGE_KEYS = {"code", "name", "native_name", "script", "direction", "tier", "flores_code", "feedback_default"}
 # The contract's item keys, plus what we added to it ("add to it freely"): the campaign id.
-ITEM_KEYS = {"id", "prompt", "pivot", "responses", "lease_expires_at"} | {"campaign"}
+ITEM_KEYS = {"id", "prompt", "pivot", "responses", "lease_expires_at"} | {"campaign"} | {"task"}
 TEXT_KEYS = {"text", "language", "direction"}
 # The contract's response keys, plus the machine's language check (issue 13): null when nothing was measured.
 RESPONSE_KEYS = {"id", "text", "language", "direction"} | {"detected_language", "detected_confidence"}
@@ -252,9 +252,10 @@ def test_it_leases_the_next_item_with_the_contract_shape(annotator_api, items):
     response = annotator_api.get(f"/api/v1/campaigns/{items[0].campaign_id}/next/")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"item"}
+    assert set(body) == {"item", "task"}
     item = body["item"]
     assert set(item) == ITEM_KEYS
+    assert body["task"] == item["task"] == "ranking"
     assert set(item["prompt"]) == TEXT_KEYS
     assert item["prompt"]["language"] == "sw"
     assert item["prompt"]["direction"] == "ltr"

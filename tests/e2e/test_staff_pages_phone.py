@@ -10,7 +10,8 @@ pytestmark = pytest.mark.e2e
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.mark.parametrize("path", ["/training/", "/evaluation/", "/evaluation/coverage/"])
+@pytest.mark.parametrize("path", ["/training/", "/evaluation/", "/evaluation/coverage/", "/translation/",
+                                  "/translation/new/"])
 def test_staff_pages_never_scroll_sideways_on_a_phone(page_as, admin_user, path):
     page = page_as(admin_user, viewport=PHONE)
     response = page.goto(path)

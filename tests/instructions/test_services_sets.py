@@ -149,7 +149,8 @@ def test_the_command_imports_a_file_and_lists_the_bad_lines(tmp_path, capsys):
 
 
 def test_the_demo_seeds_the_sample_instructions(tmp_path):
-    from annotation.services.demo import DEMO_INSTRUCTION_SET, demo_seed
+    from annotation.services.demo import demo_seed
+    from instructions.services.demo import DEMO_INSTRUCTION_SET
 
     demo_seed(var_dir=tmp_path)
     stored = InstructionSet.objects.ready().get(name=DEMO_INSTRUCTION_SET)

@@ -71,7 +71,7 @@ def test_cancel_and_retry(admin_api, instruction_set, endpoint_translator):
     ({"languages": ["sw", "klingon"]}, "languages", "unknown language"),
     ({"translators": [12345]}, "translators", "no translator"),
     ({"quality_threshold": 2}, "quality_threshold", ""),
-    ({"post_edit": {"campaign_name": "Post-edit sw", "overlap": 1}}, "post_edit", "not available yet"),
+    ({"post_edit": {"campaign_name": "Post-edit sw", "overlap": 0}}, "post_edit.overlap", "whole number"),
     ({"pivot": "en"}, "pivot", "unknown field"),
 ])
 def test_bad_input_is_refused_with_its_field_and_nothing_stored(admin_api, instruction_set, endpoint_translator,

@@ -148,7 +148,8 @@ def test_unknown_languages_and_bad_inputs_are_refused_with_nothing_stored(instru
         ({"translators": [999_999]}, "translators", "no translator 999999"),
         ({"translators": [endpoint_translator.id, endpoint_translator.id]}, "translators", "twice"),
         ({"quality_threshold": 1.5}, "quality_threshold", "from 0 to 1"),
-        ({"post_edit": {"campaign_name": "x", "overlap": 2}}, "post_edit", "not available yet"),
+        ({"post_edit": {"campaign_name": "x", "overlap": 21}}, "post_edit.overlap", "whole number from 1 to 20"),
+        ({"post_edit": {"overlap": 2}}, "post_edit", "campaign_name"),
     ]
     for change, field, words in cases:
         given = {"languages": ["sw"], "translators": [endpoint_translator.id], **change}

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotation.models import Export, JobStatus
 from crossfeed.errors import Conflict, InvalidInput
+from instructions.models import InstructionExport
 from training.models import BaseModel, ModelVersion, TrainingRun
 from training.presets import SCALED_FIELDS, optimizer_steps, scaled_settings
 from training.scripts.config import (
@@ -229,8 +230,18 @@ def _train_rows(export: Export) -> int:
     return next((int(f.get("rows") or 0) for f in export.files if f["name"].startswith("train.")), 0)
 
 
-def _data_for(kind: str, export: Export | None, sft_export: Export | None,
-              sft_file: str) -> dict[str, tuple[str, int]]:
+def dataset_train_file(dataset: InstructionExport) -> tuple[str, int]:
+    """An instruction set's SFT export as training data: its one language file, or sft-all.jsonl (and its rows)."""
+    from instructions.services.exports import train_file
+
+    if dataset.status != JobStatus.SUCCEEDED:
+        raise InvalidInput(f"instruction set export {dataset.id} is {dataset.get_status_display()}: only a "
+                           "succeeded export can be trained on", field="sft_dataset")
+    return train_file(dataset)
+
+
+def _data_for(kind: str, export: Export | None, sft_export: Export | None, sft_file: str,
+              sft_dataset: InstructionExport | None = None) -> dict[str, tuple[str, int]]:
     """{stage: (training file, its rows)}."""
     data: dict[str, tuple[str, int]] = {}
     if kind in ("dpo", "sft_dpo"):
@@ -240,18 +251,24 @@ def _data_for(kind: str, export: Export | None, sft_export: Export | None,
             raise InvalidInput(f"export {export.id} is not a finished preference export", field="export")
         data["dpo"] = (export_train_file(export), _train_rows(export))
     if kind in ("sft", "sft_dpo"):
-        if sft_export is not None:
+        if sum(source is not None and source != "" for source in (sft_export, sft_dataset, sft_file)) > 1:
+            raise InvalidInput("give one kind of SFT data: an SFT export, an instruction set export or an uploaded "
+                               "file", field="sft_data")
+        if sft_dataset is not None:
+            data["sft"] = dataset_train_file(sft_dataset)
+        elif sft_export is not None:
             if sft_export.kind != Export.Kind.SFT or sft_export.status != JobStatus.SUCCEEDED:
                 raise InvalidInput(f"export {sft_export.id} is not a finished SFT export", field="sft_export")
             data["sft"] = (export_train_file(sft_export), _train_rows(sft_export))
         elif sft_file:
             data["sft"] = check_sft_file(sft_file)
         else:
-            raise InvalidInput("SFT needs data: an SFT export or an uploaded file of messages rows", field="sft_data")
+            raise InvalidInput("SFT needs data: an SFT export, an instruction set export or an uploaded file of "
+                               "messages rows", field="sft_data")
     return data
 
 
-def _check_stage_config(stage: str, values: dict[str, Any], sft_export: Export | None) -> None:
+def _check_stage_config(stage: str, values: dict[str, Any], sft_source: str) -> None:
     """The scripts' own validation (training/scripts/config.py), without the GPU host's checks; its error names
     the field, and is put on the input the field came from."""
     try:
@@ -259,7 +276,7 @@ def _check_stage_config(stage: str, values: dict[str, Any], sft_export: Export |
     except ConfigError as exc:
         source = MANAGED_FIELD_SOURCE.get(str(exc).split(":", 1)[0], "params")
         if source == "export" and stage == "sft":
-            source = "sft_export" if sft_export is not None else "sft_file"
+            source = sft_source
         raise InvalidInput(f"{stage}: {exc}", field=source) from None
 
 
@@ -286,6 +303,7 @@ def training_run_create(
     start_version: ModelVersion | None = None,
     export: Export | None = None,
     sft_export: Export | None = None,
+    sft_dataset: InstructionExport | None = None,
     sft_file: str = "",
     params: dict | None = None,
     num_processes: int = 1,
@@ -308,10 +326,13 @@ def training_run_create(
                            field="start_version")
     params = params if params is not None else {}
     _check_params(params)
-    data = _data_for(kind, export, sft_export, sft_file)
+    data = _data_for(kind, export, sft_export, sft_file, sft_dataset)
+    # Where an error about the SFT stage's data file belongs.
+    sft_source = "sft_export" if sft_export is not None else "sft_dataset" if sft_dataset is not None else "sft_file"
     run = TrainingRun.objects.create(
         kind=kind, base_model=base_model, start_version=start_version, export=export, sft_export=sft_export,
-        sft_file=data["sft"][0] if "sft" in data and sft_export is None else "", params=params,
+        sft_dataset=sft_dataset if "sft" in data else None,
+        sft_file=data["sft"][0] if "sft" in data and sft_source == "sft_file" else "", params=params,
         num_processes=num_processes,
         seed=seed, created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
@@ -323,10 +344,10 @@ def training_run_create(
         # First the params as given over the preset, so that an absurd value is refused in its own name (and
         # before any arithmetic with it), then the config fitted to the data, which is what will run.
         given = stage_values(run, stage, data_file=data_file, adapter_path=adapter)
-        _check_stage_config(stage, given, sft_export)
+        _check_stage_config(stage, given, sft_source)
         values = stage_values(run, stage, data_file=data_file, adapter_path=adapter, rows=rows)
         _check_step_count(stage, values, rows, num_processes)
-        _check_stage_config(stage, values, sft_export)
+        _check_stage_config(stage, values, sft_source)
         resolved[stage] = values
     run.resolved = resolved
     run.save(update_fields=["output_dir", "resolved"])
@@ -344,8 +365,9 @@ def training_run_retrain(*, run: TrainingRun, created_by=None) -> TrainingRun:
     """A new run like `run` (kind, base model, start version, params, processes, seed) on the newest data.
 
     DPO data: the newest finished preference export of the campaign of the run's export. SFT data: the newest
-    finished SFT export of the campaign of the run's SFT export; an uploaded SFT file is kept as it is, because it
-    is not campaign data and nothing newer of it exists.
+    finished SFT export of the campaign of the run's SFT export, or the newest finished export of the instruction
+    set of the run's instruction set export; an uploaded SFT file is kept as it is, because it is not campaign data
+    and nothing newer of it exists.
     """
     export = run.export
     if export is not None:
@@ -353,9 +375,15 @@ def training_run_retrain(*, run: TrainingRun, created_by=None) -> TrainingRun:
     sft_export = run.sft_export
     if sft_export is not None:
         sft_export = newest_export(campaign_id=sft_export.campaign_id, kind=Export.Kind.SFT) or sft_export
+    sft_dataset = run.sft_dataset
+    if sft_dataset is not None:
+        sft_dataset = (InstructionExport.objects.filter(instruction_set_id=sft_dataset.instruction_set_id,
+                                                        status=JobStatus.SUCCEEDED)
+                       .order_by("-created_at", "-id").first() or sft_dataset)
     return training_run_create(
         kind=run.kind, base_model=run.base_model, start_version=run.start_version, export=export,
-        sft_export=sft_export, sft_file=run.sft_file if sft_export is None else "", params=run.params,
+        sft_export=sft_export, sft_dataset=sft_dataset,
+        sft_file=run.sft_file if sft_export is None and sft_dataset is None else "", params=run.params,
         num_processes=run.num_processes, seed=run.seed, created_by=created_by,
     )
 

@@ -7,40 +7,104 @@ of theirs, plus `segments_lost` when a protected segment did not come back intac
 its translator answered every field, no hard failure was flagged (empty, wrong language or script, a copy of the
 source, truncated) and no segment was lost; choose_best picks among the acceptable ones. A row with none is kept
 with chosen False (the best of what there was, for review), counted as `not_acceptable`, never chosen silently.
+
+With COMET-Kiwi configured (settings.COMET_PYTHON and COMET_MODEL), every non-empty field of every candidate is
+scored in one call of translation/backends/comet_score.py, and a field's score is its COMET score capped by the
+fallback's hard failures (quality.comet_quality). Each candidate and the report name the scorer
+("comet-kiwi:<model>" or "fallback"). A COMET call that fails at run time does not fail the job: the failure goes
+into the job's failures, every candidate is scored with the fallback, and the report says so (scorer_error).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from instructions.quality import QualityScore, choose_best, estimate_quality
+from annotation.models import JobStatus
+from instructions.quality import QualityScore, choose_best, comet_quality, estimate_quality
 from instructions.segments import restore
+from translation.backends.comet_score import CometConfig, CometFailed, CometUnavailable, comet_problem, comet_score
 from translation.models import Translation, TranslationJob
 from translation.services.execution import Plan, request_key, row_fields
 
+logger = logging.getLogger(__name__)
 SEGMENTS_LOST = "segments_lost"
 FAILED = "translator_failed"
 HISTOGRAM_BINS = 10
+FALLBACK = "fallback"
+COMET_FELL_BACK = "COMET-Kiwi scoring failed, so every candidate was scored with the fallback instead: "
 
 
-def _candidate(job: TranslationJob, plan: Plan, index: int, row: Any, language: str,
-               records: dict[str, dict]) -> tuple[QualityScore | None, dict[str, str], str]:
+def comet_config() -> CometConfig | None:
+    """The COMET-Kiwi scorer the settings configure; None when both settings are empty (the fallback score)."""
+    if not settings.COMET_PYTHON and not settings.COMET_MODEL:
+        return None
+    return CometConfig(settings.COMET_PYTHON, settings.COMET_MODEL, float(settings.COMET_TIMEOUT))
+
+
+def comet_settings_problem() -> str | None:
+    """What is wrong with CROSSFEED_COMET_PYTHON / CROSSFEED_COMET_MODEL (None: unset, or they work as far as can
+    be seen without loading the model); a job is refused at creation while there is something."""
+    return comet_problem(settings.COMET_PYTHON, settings.COMET_MODEL)
+
+
+def _restored(plan: Plan, index: int, row: Any, language: str, name: str,
+              records: dict[str, dict]) -> tuple[str, list] | None:
+    forward = records.get(request_key(index, row.index, language, name, "f"))
+    return None if forward is None else restore(forward["text"], plan.masked[(row.index, name)][1])
+
+
+def _comet_scores(job: TranslationJob, plan: Plan, records: dict[str, dict]) -> tuple[dict | None, str, str]:
+    """(COMET score per (translator index, row index, language, field), the scorer, the error): (None, "fallback",
+    "") when COMET is not configured, (None, "fallback", why) when it failed."""
+    config = comet_config()
+    if config is None:
+        return None, FALLBACK, ""
+    keys, pairs = [], []
+    for index in range(len(job.translators)):
+        for language in job.languages:
+            for row in plan.rows:
+                for name, source_text in row_fields(row).items():
+                    restored = _restored(plan, index, row, language, name, records)
+                    if restored is not None and restored[0].strip():
+                        keys.append((index, row.index, language, name))
+                        pairs.append((source_text, restored[0]))
+
+    def beat(done: int) -> None:
+        # Scoring a large job takes long: the heartbeat keeps the stale check from taking the job for dead.
+        TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+    try:
+        scores = comet_score(config, pairs, on_progress=beat)
+    except (CometUnavailable, CometFailed) as exc:
+        logger.warning("translation job %s: %s", job.pk, exc)
+        return None, FALLBACK, str(exc)
+    return dict(zip(keys, scores, strict=True)), config.scorer, ""
+
+
+def _candidate(job: TranslationJob, plan: Plan, index: int, row: Any, language: str, records: dict[str, dict],
+               comet: dict | None = None) -> tuple[QualityScore | None, dict[str, str], str]:
     """(score or None when a field failed, the restored fields, the error)."""
     fields, scores, weights, flags = {}, [], [], set()
     for name, source_text in row_fields(row).items():
         forward = records.get(request_key(index, row.index, language, name, "f"))
-        if forward is None:
+        restored = _restored(plan, index, row, language, name, records)
+        if forward is None or restored is None:
             return None, {}, f"no translation of {name}"
-        masked, segments = plan.masked[(row.index, name)]
-        text, problems = restore(forward["text"], segments)
+        (text, problems), segments = restored, plan.masked[(row.index, name)][1]
         back = records.get(request_key(index, row.index, language, name, "b"))
         back_text = restore(back["text"], segments)[0] if back is not None else None
         quality = estimate_quality(source=source_text, source_language=plan.source, candidate=text,
                                    target_language=language, back_translation=back_text,
                                    stopped_at_max_tokens=bool(forward.get("truncated")))
+        value = comet.get((index, row.index, language, name)) if comet is not None else None
+        if value is not None:  # an empty field was not sent to COMET: the fallback's 0 stands
+            quality = comet_quality(value, quality)
         fields[name] = text
         scores.append(quality)
         weights.append(max(1, len(source_text)))
@@ -69,9 +133,11 @@ def _stored_fields(row: Any, fields: dict[str, str]) -> dict[str, Any]:
     return {"messages": messages}
 
 
-def _translation(job: TranslationJob, plan: Plan, row: Any, language: str, records: dict[str, dict]) -> Translation:
-    candidates = [_candidate(job, plan, index, row, language, records) for index in range(len(job.translators))]
-    summary = [{"translator": entry["label"], "score": quality.score if quality else None,
+def _translation(job: TranslationJob, plan: Plan, row: Any, language: str, records: dict[str, dict],
+                 comet: dict | None = None, scorer: str = FALLBACK) -> Translation:
+    candidates = [_candidate(job, plan, index, row, language, records, comet)
+                  for index in range(len(job.translators))]
+    summary = [{"translator": entry["label"], "score": quality.score if quality else None, "scorer": scorer,
                 "flags": list(quality.flags) if quality else [FAILED], **({"error": error} if error else {})}
                for entry, (quality, _, error) in zip(job.translators, candidates, strict=True)]
     acceptable = [index for index, (quality, _, _) in enumerate(candidates) if _acceptable(quality)]
@@ -92,9 +158,11 @@ def _translation(job: TranslationJob, plan: Plan, row: Any, language: str, recor
     return translation
 
 
-def report(translations: list[Translation], threshold: float) -> dict[str, dict[str, Any]]:
+def report(translations: list[Translation], threshold: float, *, scorer: str = FALLBACK,
+           scorer_error: str = "") -> dict[str, dict[str, Any]]:
     """Per language: rows, chosen_by {translator: n}, mean_quality and a 10-bin histogram of the chosen ones'
-    scores, below_threshold (chosen, under the threshold), not_acceptable (no candidate chosen), post_edited."""
+    scores, below_threshold (chosen, under the threshold), not_acceptable (no candidate chosen), post_edited, the
+    scorer ("comet-kiwi:<model>" or "fallback") and scorer_error (why COMET was not used although configured)."""
     per_language: dict[str, dict[str, Any]] = {}
     for language in sorted({translation.language_id for translation in translations}):
         mine = [translation for translation in translations if translation.language_id == language]
@@ -111,18 +179,29 @@ def report(translations: list[Translation], threshold: float) -> dict[str, dict[
             "not_acceptable": len(mine) - len(chosen),
             "histogram": histogram,
             "post_edited": 0,
+            "scorer": scorer,
+            "scorer_error": scorer_error,
         }
     return per_language
 
 
 def translation_job_choose(*, job: TranslationJob, plan: Plan, records: dict[str, dict]) -> dict[str, dict]:
     """Score, choose and store one Translation per (row, language), replacing an earlier attempt's; the report is
-    written on the job."""
-    translations = [_translation(job, plan, row, language, records)
+    written on the job. A COMET-Kiwi failure is added to the job's failures (the fallback scored instead)."""
+    comet, scorer, comet_error = _comet_scores(job, plan, records)
+    translations = [_translation(job, plan, row, language, records, comet, scorer)
                     for language in job.languages for row in plan.rows]
-    summary = report(translations, job.quality_threshold)
+    summary = report(translations, job.quality_threshold, scorer=scorer,
+                     scorer_error=COMET_FELL_BACK + comet_error if comet_error else "")
     with transaction.atomic():
         Translation.objects.filter(job=job).delete()
         Translation.objects.bulk_create(translations, batch_size=1000)
-        TranslationJob.objects.filter(pk=job.pk).update(per_language=summary)
+        update: dict[str, Any] = {"per_language": summary}
+        if comet_error:
+            failures, count = TranslationJob.objects.filter(pk=job.pk).values_list("failures", "failure_count")[0]
+            update["failures"] = [*(failures or []), {"external_id": "", "language": "", "field": "",
+                                                      "translator": "COMET-Kiwi",
+                                                      "message": (COMET_FELL_BACK + comet_error)[:1000]}]
+            update["failure_count"] = count + 1
+        TranslationJob.objects.filter(pk=job.pk).update(**update)
     return summary

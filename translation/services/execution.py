@@ -70,9 +70,42 @@ def translation_job_execute(*, job_id: int) -> TranslationJob:
         tracker = Tracker(attempt=attempt, total=job.progress_total, done=0, throughput=dict(job.throughput or {}))
         return _execute(job, tracker)
 
-    return job_execute(model=TranslationJob, job_id=job_id, label="translation job", kept=KEPT,
-                       kept_sentence="The translations so far are kept; Retry continues after them.", body=body,
-                       queryset=TranslationJob.objects.select_related("instruction_set"))
+    job = job_execute(model=TranslationJob, job_id=job_id, label="translation job", kept=KEPT,
+                      kept_sentence="The translations so far are kept; Retry continues after them.", body=body,
+                      queryset=TranslationJob.objects.select_related("instruction_set"))
+    if job.status == JobStatus.SUCCEEDED and job.post_edit and job.post_edit_campaign_id is None:
+        _post_edit_campaign(job)
+    return job
+
+
+def _post_edit_campaign(job: TranslationJob) -> None:
+    """The post-editing campaign asked for at creation, made once the job has succeeded. A failure (the name was
+    taken meanwhile, nothing fell below the threshold) is written into the job's error; the job stays succeeded,
+    and the admin can still send its translations to post-editing by hand (POST_EDIT_BY_HAND)."""
+    from crossfeed.errors import InvalidInput
+    from translation.services.post_edit import post_edit_campaign_create
+
+    options = job.post_edit
+    try:
+        post_edit_campaign_create(job=job, campaign_name=options.get("campaign_name", ""),
+                                  overlap=options.get("overlap", 1), audit_rate=options.get("audit_rate", 0.0),
+                                  created_by=job.created_by)
+    except InvalidInput as exc:
+        message = f"{POST_EDIT_NOT_MADE}{exc.field + ': ' if exc.field else ''}{exc.message}. {POST_EDIT_BY_HAND}"
+        logger.warning("translation job %s: %s", job.pk, message)
+    except Exception as exc:  # the database, a bug: the translations are still good, the job still succeeded
+        logger.exception("translation job %s: the post-editing campaign failed", job.pk)
+        message = f"{POST_EDIT_NOT_MADE}{type(exc).__name__}: {exc}. {POST_EDIT_BY_HAND}"
+    else:
+        message = ""
+    if message:
+        TranslationJob.objects.filter(pk=job.pk).update(error=message[:5000])
+    job.refresh_from_db()
+
+
+POST_EDIT_NOT_MADE = "The translations are done, but the post-editing campaign was not made: "
+POST_EDIT_BY_HAND = ("Send them to post-editing from the job's page, or with "
+                     "translation.services.post_edit.post_edit_campaign_create.")
 
 
 @dataclass

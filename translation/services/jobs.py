@@ -20,13 +20,14 @@ from django.db import transaction
 
 from annotation.languages import normalize_language_code
 from annotation.models import Language
-from crossfeed.errors import InvalidInput
+from crossfeed.errors import Conflict, InvalidInput
 from crossfeed.jobs.lifecycle import job_cancel, job_retry, jobs_fail_stale
 from generation.services.jobs import throughput_summary
 from generation.services.validation import ID_MAX
 from instructions.models import InstructionSet
 from translation.models import TranslationJob, Translator
 from translation.services.execution import KEPT
+from translation.services.post_edit import post_edit_options_check, post_edit_report
 
 STALE_AFTER = timedelta(minutes=10)
 OUTPUTS_FILE = "outputs.jsonl"
@@ -108,6 +109,24 @@ def _check_threshold(threshold: Any) -> float:
     return float(threshold)
 
 
+def _check_post_edit(post_edit: Any) -> dict[str, Any]:
+    """{campaign_name, overlap, audit_rate} for a campaign made when the job succeeds ({} for none). The name is
+    checked now too, so that a clash is said before hours of translation; it is checked again at the end."""
+    if post_edit is None:
+        return {}
+    if not isinstance(post_edit, dict) or "campaign_name" not in post_edit:
+        raise InvalidInput('an object {"campaign_name": "...", "overlap": 1, "audit_rate": 0.0} (overlap and '
+                           "audit_rate optional), or leave post_edit out", field="post_edit")
+    unknown = sorted(set(post_edit) - {"campaign_name", "overlap", "audit_rate"})
+    if unknown:
+        raise InvalidInput(f"unknown key(s) {', '.join(repr(key[:40]) for key in unknown[:5])}: campaign_name, "
+                           "overlap and audit_rate are known", field="post_edit")
+    name, overlap, audit_rate = post_edit_options_check(
+        campaign_name=post_edit["campaign_name"], overlap=post_edit.get("overlap", 1),
+        audit_rate=post_edit.get("audit_rate", 0.0), field="post_edit")
+    return {"campaign_name": name, "overlap": overlap, "audit_rate": audit_rate}
+
+
 def translation_job_create(*, instruction_set: Any, languages: Any, translators: Any, quality_threshold: Any = None,
                            post_edit: Any = None, created_by=None, enqueue: bool = True) -> TranslationJob:
     """Check everything (InvalidInput naming the field), then store the job and queue it."""
@@ -116,10 +135,14 @@ def translation_job_create(*, instruction_set: Any, languages: Any, translators:
     flores = dict(Language.objects.filter(code__in=[*codes, found.language_id]).values_list("code", "flores_code"))
     resolved = _check_translators(translators, flores, found.language_id)
     threshold = _check_threshold(quality_threshold)
-    if post_edit is not None:
-        raise InvalidInput("post-editing is not available yet: leave post_edit out; the translations below the "
-                           "threshold are counted in the job's report", field="post_edit")
+    post_edit_options = _check_post_edit(post_edit)
+    from translation.services.choice import comet_settings_problem
     from translation.services.execution import request_count
+
+    # Refused now rather than scored on the fallback's scale hours later without anyone having asked for it.
+    problem = comet_settings_problem()
+    if problem is not None:
+        raise Conflict(f"COMET-Kiwi is configured but cannot run: {problem}. No job was created.")
 
     total = request_count(found, len(codes), len(resolved))
     if total > MAX_REQUESTS:
@@ -128,7 +151,7 @@ def translation_job_create(*, instruction_set: Any, languages: Any, translators:
     with transaction.atomic():
         job = TranslationJob.objects.create(
             instruction_set=found, languages=codes, translators=resolved, quality_threshold=threshold,
-            progress_total=total,
+            progress_total=total, post_edit=post_edit_options,
             created_by=created_by if created_by is not None and created_by.is_authenticated else None)
         job.output_dir = str(jobs_root() / f"job-{job.pk}")
         job.save(update_fields=["output_dir"])
@@ -172,7 +195,7 @@ def translation_job_payload(job: TranslationJob) -> dict[str, Any]:
         "translators": job.translators,
         "quality_threshold": job.quality_threshold,
         "progress": {"done": job.progress_done, "total": job.progress_total, "percent": job.percent},
-        "per_language": job.per_language,
+        "per_language": _per_language(job),
         "throughput": throughput_summary(job.throughput),
         "failures": job.failures,
         "failure_count": job.failure_count,
@@ -182,4 +205,19 @@ def translation_job_payload(job: TranslationJob) -> dict[str, Any]:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "post_edit_campaign": job.post_edit_campaign_id,
     }
+
+
+def _per_language(job: TranslationJob) -> dict[str, dict[str, Any]]:
+    """The report written when the job succeeded, with the post-editing counts of now (they change with every
+    submission): post_edit {pending, accepted, edited, unusable, mean_edit_distance}, and post_edited (done)."""
+    if not job.per_language:
+        return {}
+    live = post_edit_report(job)
+    per_language = {}
+    for code, report in job.per_language.items():
+        counts = live.get(code, {"pending": 0, "accepted": 0, "edited": 0, "unusable": 0, "mean_edit_distance": None})
+        per_language[code] = {**report, "post_edit": counts,
+                              "post_edited": counts["accepted"] + counts["edited"] + counts["unusable"]}
+    return per_language
