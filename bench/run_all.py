@@ -34,6 +34,8 @@ BENCHES = {
     "loglik": ("loglik_bench.py", [], ["--rounds", "3", "--batch-sizes", "8"]),
     "generation": ("generation_bench.py", [], ["--prompts", "32", "--batch-sizes", "32"]),
     "langid": ("langid_bench.py", [], []),
+    # The seq2seq translator on CTranslate2 against transformers, tiny MT model, one CPU thread each.
+    "seq2seq": ("seq2seq_bench.py", [], ["--sentences", "64", "--rounds", "1"]),
     "gpu_check": ("gpu_check.py", [], ["--steps", "12"]),
     "gpu_training": ("gpu_training_bench.py", [], ["--steps", "8"]),
 }
@@ -122,6 +124,12 @@ def row(line: dict) -> tuple[str, str, str, str, str] | None:
         return (f"evaluation after training, {line['models']} models, sample sets, "
                 f"{line['max_new_tokens']} new tokens",
                 f"{line['wall_seconds']} s: {share}", "", "", "-")
+    if kind == "seq2seq":
+        return (f"seq2seq translator, tiny MT model, CPU, {line['threads']} thread, batch {line['batch_size']} "
+                f"({line['sentences']} sentences)",
+                f"CTranslate2 {line['ctranslate2_sentences_per_s']} sentences/s "
+                f"({line['identical_translations']}/{line['sentences']} identical)",
+                f"transformers {line['transformers_sentences_per_s']} sentences/s", f"{line['ratio']}x", "-")
     if kind == "langid":
         coverage = "-" if line["coverage"] is None else f"{line['coverage']:.1%}"
         accuracy = "-" if line["accuracy"] is None else f"{line['accuracy']:.1%}"

@@ -12,7 +12,12 @@ input is padded on the right with its attention mask (the left padding of causal
 Requests are grouped by target language (one forced first token per generate call) and sorted longest first.
 
 CTranslate2: when the model folder is a CTranslate2 conversion (model.bin) and `ctranslate2` is installed, it is
-used instead, for speed on CPU and GPU (`target_prefix` does what forced_bos_token_id does). Never needed by tests.
+used instead, for speed on CPU and GPU. The folder must hold the model's tokenizer files beside model.bin (the
+converter copies them with `copy_files`, see docs/translation.md); tokens go in and out as strings. The decoding is
+the transformers path's, token for token (tests/translation/test_ctranslate2.py): greedy (`beam_size=1`), the target's
+code as `target_prefix` (what forced_bos_token_id does; the decoder start </s> is in the converted config), and
+`max_decoding_length` counts that code as `max_new_tokens` counts the forced token. CTranslate2 runs on as many
+CPU threads as torch is set to (`intra_threads`), so one setting governs both.
 """
 
 from __future__ import annotations
@@ -55,9 +60,23 @@ def load_tokenizer(path: str):  # noqa: ANN201
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
+def ctranslate2_vocabulary(path: str) -> set[str] | None:
+    """The target tokens of a CTranslate2 folder (None for another folder): its shared or target vocabulary."""
+    import json
+
+    for name in ("shared_vocabulary.json", "target_vocabulary.json"):
+        file = Path(path) / name
+        if (Path(path) / "model.bin").is_file() and file.is_file():
+            return set(json.loads(file.read_text(encoding="utf-8")))
+    return None
+
+
 def known_languages(path: str) -> list[str]:
-    """The FLORES-200 codes the model at `path` has language tokens for, sorted."""
-    return sorted(language_tokens(load_tokenizer(path)))
+    """The FLORES-200 codes the model at `path` has language tokens for, sorted. For a CTranslate2 folder, only
+    those its vocabulary has too: a tokenizer copied from another model must not promise languages."""
+    codes = language_tokens(load_tokenizer(path))
+    vocabulary = ctranslate2_vocabulary(path)
+    return sorted(code for code in codes if vocabulary is None or code in vocabulary)
 
 
 def ctranslate2_available(path: str) -> bool:
@@ -68,6 +87,22 @@ def ctranslate2_available(path: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+# The tokenizer files a converted folder needs beside model.bin (NLLB ships tokenizer.json, the tokenizer's config,
+# its special tokens and its SentencePiece model); those the source folder has are copied.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
+
+
+def convert_to_ctranslate2(source: str | Path, output: str | Path, *, quantization: str | None = None) -> Path:
+    """Convert a local transformers seq2seq folder to a CTranslate2 one, its tokenizer copied beside model.bin (the
+    converter copies nothing it is not told to). quantization: None keeps the weights' type; "int8" for CPU speed.
+    The same as `ct2-transformers-converter --model SOURCE --output_dir OUTPUT --copy_files tokenizer.json ...`."""
+    from ctranslate2.converters import TransformersConverter
+
+    copy = [name for name in TOKENIZER_FILES if (Path(source) / name).is_file()]
+    converter = TransformersConverter(str(source), copy_files=copy)
+    return Path(converter.convert(str(output), quantization=quantization, force=True))
 
 
 class Seq2SeqBackend:
@@ -87,7 +122,13 @@ class Seq2SeqBackend:
         if ctranslate2_available(path):
             import ctranslate2
 
-            self._ct2 = ctranslate2.Translator(path, device=self.device)
+            ct2_device = "cuda" if self.device.startswith("cuda") and ctranslate2.get_cuda_device_count() else "cpu"
+            self._ct2 = ctranslate2.Translator(path, device=ct2_device, inter_threads=1,
+                                               intra_threads=torch.get_num_threads())
+        elif (Path(path) / "model.bin").is_file():
+            raise RuntimeError(f"{path} is a CTranslate2 model (model.bin) but ctranslate2 is not installed: "
+                               "install it (pip install -c constraints.txt ctranslate2) or give the transformers "
+                               "model's folder")
         else:
             from transformers import AutoModelForSeq2SeqLM
 
@@ -160,12 +201,19 @@ class Seq2SeqBackend:
 
     def _ct2_batch(self, batch: list[TranslationRequest]) -> list[Output]:
         tokens = [self.tokenizer.convert_ids_to_tokens(self._source_ids(request)) for request in batch]
+        # Greedy and no sampling as generate(do_sample=False, num_beams=1); return_end_token tells an ended
+        # translation from one cut at the length limit.
         results = self._ct2.translate_batch(tokens, target_prefix=[[request.target] for request in batch],
-                                            max_decoding_length=self.max_new_tokens, beam_size=1)
+                                            max_decoding_length=self.max_new_tokens, beam_size=1, sampling_topk=1,
+                                            return_end_token=True)
+        eos = self.tokenizer.eos_token
         outputs = []
         for request, result in zip(batch, results, strict=True):
-            hypothesis = [token for token in result.hypotheses[0] if token != request.target]
-            text = self.tokenizer.decode(self.tokenizer.convert_tokens_to_ids(hypothesis), skip_special_tokens=True)
-            outputs.append(Output(key=request.key, sample=0, text=text.strip(), new_tokens=len(hypothesis),
-                                  truncated=len(hypothesis) >= self.max_new_tokens))
+            # hypothesis: the target's code (the prefix), then the translation up to </s> when it ended.
+            body = result.hypotheses[0][1:]
+            ended = eos in body
+            body = body[:body.index(eos)] if ended else body
+            text = self.tokenizer.decode(self.tokenizer.convert_tokens_to_ids(body), skip_special_tokens=True)
+            outputs.append(Output(key=request.key, sample=0, text=text.strip(), new_tokens=len(body) + 1,
+                                  truncated=not ended))
         return outputs

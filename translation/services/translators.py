@@ -1,9 +1,12 @@
 """Translators: registered by an admin, each checked once here (behind the API and the admin) so that a job never
 meets a translator it cannot load: an llm's model is a local folder, an endpoint's host is allowed, a seq2seq
-model's tokenizer loads without a download and has FLORES-200 language tokens (recorded as its `languages`)."""
+model's tokenizer loads without a download and has FLORES-200 language tokens (recorded as its `languages`); a
+CTranslate2 folder (model.bin) is read the same way from the tokenizer files beside model.bin, and its languages are
+those its vocabulary has too (translation/backends/seq2seq.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -47,12 +50,33 @@ def _check_template(template: Any) -> str:
     return template
 
 
+# A tokenizer is found from one of these (NLLB's tokenizer.json, or its SentencePiece model and config).
+TOKENIZER_SOURCES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model")
+
+
+def _check_ctranslate2_folder(path: str) -> None:
+    """A CTranslate2 folder runs only with ctranslate2 installed and its tokenizer copied beside model.bin."""
+    from translation.backends.seq2seq import ctranslate2_available
+
+    folder = Path(path)
+    if not (folder / "model.bin").is_file():
+        return
+    if not ctranslate2_available(path):
+        raise InvalidInput(f"{path[:200]!r} is a CTranslate2 model (model.bin) but the ctranslate2 package is not "
+                           "installed: install it, or give the transformers model's folder", field="path")
+    if not any((folder / name).is_file() for name in TOKENIZER_SOURCES):
+        raise InvalidInput(f"the CTranslate2 folder {path[:200]!r} has no tokenizer ({', '.join(TOKENIZER_SOURCES)}): "
+                           "convert again with --copy_files tokenizer.json tokenizer_config.json, or copy the "
+                           "original model's tokenizer files beside model.bin", field="path")
+
+
 def _seq2seq_languages(path: Any) -> list[str]:
     from translation.backends.seq2seq import known_languages
 
     if not isinstance(path, str) or not path.strip() or len(path) > 500:
         raise InvalidInput("required for a seq2seq translator: a model folder, or a hub id already downloaded",
                            field="path")
+    _check_ctranslate2_folder(path.strip())
     try:
         languages = known_languages(path.strip())
     except (OSError, ValueError) as exc:
