@@ -24,6 +24,7 @@ from instructions.services.demo import DEMO_INSTRUCTION_SET, demo_instruction_se
 from instructions.services.exports import export_folder, instruction_export_run
 from tests.generation.conftest import one_torch_thread, tiny_model_dir  # noqa: F401 - fixtures shared
 from tests.training.conftest import FAST
+from tests.translation.fake_translator import FakeTranslator
 from training.models import TrainingRun
 from training.services.execution import training_run_execute
 from translation.models import Translation, TranslationJob
@@ -32,11 +33,13 @@ from translation.services.execution import translation_job_execute
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # translates and trains with the tiny model on the CPU
 
 TRANSLATOR = "Demo tiny model (prompted)"
+ENDPOINT = "fake-mt"
 LANGUAGES = {"ar": "مرحبا", "zh-Hans": "你好", "sw": "Habari"}
 
 
 @pytest.fixture
 def world(db, settings, tmp_path, admin_user, tiny_model_dir):  # noqa: F811 - the shared fixture
+    from generation.models import Endpoint
     from training.services.registry import base_model_register
     from translation.services.translators import translator_create
 
@@ -46,7 +49,14 @@ def world(db, settings, tmp_path, admin_user, tiny_model_dir):  # noqa: F811 - t
     base = base_model_register(name="tiny", path=str(tiny_model_dir))
     # The demo's translator, with fewer new tokens: the random model never stops of itself.
     translator_create(name=TRANSLATOR, kind="llm", base_model=base.id, max_new_tokens=6)
-    return base
+    # A second translator, an OpenAI-compatible endpoint (a real local server): it has hand-made translations of
+    # other texts only and echoes these, so its candidates are copies of the source, flagged and never chosen.
+    with FakeTranslator() as server:
+        settings.CROSSFEED_GENERATION_ALLOWED_HOSTS = [server.host]
+        endpoint = Endpoint.objects.create(name="fake", base_url=server.base_url, model="fake-model",
+                                           timeout_seconds=5.0, max_retries=0, concurrency=1)
+        translator_create(name=ENDPOINT, kind="endpoint", endpoint=endpoint.id)
+        yield base
 
 
 def post_edit_two(page, campaign: Campaign, addition: str) -> None:
@@ -75,6 +85,7 @@ def test_an_admin_turns_the_sample_set_into_sft_data_with_post_edits_and_trains_
     admin.select_option("#id_instruction_set", label=DEMO_INSTRUCTION_SET)
     admin.select_option("#id_languages", list(LANGUAGES))
     admin.check(f"#field-translators label:has-text('{TRANSLATOR}') input")
+    admin.check(f"#field-translators label:has-text('{ENDPOINT}') input")
     admin.check("#id_post_edit")
     admin.fill("#id_post_edit_campaign", "Sample instructions: post-editing")
     with admin.expect_navigation():
@@ -83,6 +94,10 @@ def test_an_admin_turns_the_sample_set_into_sft_data_with_post_edits_and_trains_
 
     job = translation_job_execute(job_id=TranslationJob.objects.get().id)
     assert job.status == JobStatus.SUCCEEDED, job.error
+    assert [entry["label"] for entry in job.translators] == [TRANSLATOR, ENDPOINT]
+    copies = Translation.objects.filter(job=job).values_list("candidates", flat=True)
+    hard = {"copy_of_source", "wrong_language", "wrong_script"}
+    assert all(hard & set(candidates[1]["flags"]) for candidates in copies), "the echo is flagged, never chosen"
     rows = InstructionSet.objects.get(name=DEMO_INSTRUCTION_SET).rows
     campaign = Campaign.objects.get(name="Sample instructions: post-editing")
     assert campaign.task == "post_edit" and campaign.items.count() == rows * len(LANGUAGES)
