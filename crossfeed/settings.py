@@ -138,8 +138,11 @@ def _postgresql_connection(url_options: dict) -> dict:
     options: dict = {"server_side_binding": envbool("DB_SERVER_SIDE_BINDING", True)}
     if options["server_side_binding"]:
         options["prepare_threshold"] = envint("DB_PREPARE_THRESHOLD", 5)
-    if not envbool("DB_POOL", True):
-        return {"OPTIONS": options | url_options}
+    # Django's backend, with a health check that looks at the connection's socket before it asks the server
+    # (crossfeed/db/postgresql/base.py): the persistent connection's check costs no round trip.
+    engine = "crossfeed.db.postgresql"
+    if not envbool("DB_POOL", False):
+        return {"ENGINE": engine, "OPTIONS": options | url_options}
     # Each process keeps its connections in a pool (psycopg_pool through Django): min 1, since a sync web worker
     # serves one request at a time; max 16 for threads (gthread workers, task workers, the concurrency tests), opened
     # on demand and closed after ten idle minutes. A request waits at most DB_POOL_TIMEOUT seconds for a connection
@@ -148,7 +151,7 @@ def _postgresql_connection(url_options: dict) -> dict:
     # connection before handing it out (an empty query), so one the server closed (a restart) is replaced first.
     options["pool"] = {"min_size": envint("DB_POOL_MIN_SIZE", 1), "max_size": envint("DB_POOL_MAX_SIZE", 16),
                        "timeout": envint("DB_POOL_TIMEOUT", 10)}
-    return {"OPTIONS": options | url_options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}
+    return {"ENGINE": engine, "OPTIONS": options | url_options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}
 
 
 def _sqlite_engine() -> str:

@@ -26,10 +26,24 @@ VENDOR_TEST = "test_it_runs_on_the_expected_database"
 
 def child_test_files() -> list[str]:
     services = (ROOT / "tests/annotation").glob("test_services_*.py")
-    return ["tests/annotation/test_concurrency.py", *sorted(path.relative_to(ROOT).as_posix() for path in services)]
+    # test_round_trips: the statements per next / submit, counted on the wire (what PostgreSQL's throughput hangs on);
+    # test_postgres_backend: the health check of crossfeed.db.postgresql.
+    return ["tests/annotation/test_concurrency.py", "tests/annotation/test_round_trips.py",
+            "tests/test_postgres_backend.py", *sorted(path.relative_to(ROOT).as_posix() for path in services)]
 
 
 def test_it_passes_the_concurrency_and_service_tests_on_postgresql(tmp_path):
+    run_child(tmp_path, child_test_files())
+
+
+def test_it_passes_the_concurrency_tests_with_a_connection_pool(tmp_path):
+    """DB_POOL=1 (psycopg_pool through Django, for threaded workers): threads share a process's pool."""
+    run_child(tmp_path, ["tests/annotation/test_concurrency.py", "tests/annotation/test_round_trips.py"],
+              {"DB_POOL": "1"})
+
+
+def run_child(tmp_path, files: list[str], extra_env: dict[str, str] | None = None) -> None:
+    """Run the test files in a child pytest against a throwaway cluster; fail with its output unless all passed."""
     if os.environ.get(CHILD_FLAG):
         pytest.skip("already inside the PostgreSQL child run")
     try:
@@ -47,8 +61,9 @@ def test_it_passes_the_concurrency_and_service_tests_on_postgresql(tmp_path):
                 "CROSSFEED_VAR_DIR": str(tmp_path / "var"),
                 "CROSSFEED_EXPECT_VENDOR": "postgresql",
                 CHILD_FLAG: "1",
+                **(extra_env or {}),
             })
-            command = [sys.executable, "-m", "pytest", *child_test_files(), "-q", "-p", "no:cacheprovider",
+            command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
                        f"--junitxml={report}"]
             child = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                                    timeout=CHILD_TIMEOUT_S)
