@@ -60,6 +60,11 @@ def rounds(campaign, import_items, tmp_path):
                                        reading_languages=["sw"])
     application = WSGIHandler()
     connection.close()  # as in a gunicorn worker: each request takes its own connection
+    if getattr(connection, "pool", None) is not None:
+        # A fresh pool, as a worker process starts with: after the threaded tests it holds several connections and
+        # hands them out in turn, each preparing its statements on its own (psycopg prepares per connection), so a
+        # warm count would depend on which tests ran before.
+        connection.close_pool()
     # Traced from the first request on, across requests: the pool's check of a connection it hands out comes before
     # Django sees the connection, and is counted because the connection is already traced by then.
     trips = RoundTrips(tmp_path) if connection.vendor == "postgresql" else None
