@@ -95,7 +95,9 @@ def candidate_ids(*, campaign_id: int, annotator_id: int, native: list[str], rea
         f"AND i.response_language_id IN ({_placeholders(native)}) {pairs_sql}"
         f"AND (i.prompt_language_id IN ({_placeholders(reading)}) OR i.pivot_language_id IN "
         f"({_placeholders(reading)})) "
-        "AND i.judgment_count < i.target - i.lease_count "
+        # The first condition is implied by the second (lease_count >= 0); it is there for item_assignment_open_idx,
+        # whose condition the planners must find in the query to use it.
+        "AND i.judgment_count < i.target AND i.judgment_count < i.target - i.lease_count "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Judgment)} j WHERE j.item_id = i.id AND j.annotator_id = %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Skip)} s WHERE s.item_id = i.id AND s.annotator_id = %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {_table(Lease)} l WHERE l.item_id = i.id AND l.annotator_id = %s) "
