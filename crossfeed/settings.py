@@ -70,7 +70,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the signed-in user's row cached for TOKEN_CACHE_SECONDS as an API token's is (crossfeed/auth.py).
+    "crossfeed.auth.SessionUserMiddleware",
     "crossfeed.i18n.UserLanguageMiddleware",  # a signed-in person's chosen language, over the cookie's
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -328,7 +329,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Crossfeed <crossfeed@
 # Where the site is reached, for links in e-mails sent outside a request (manage.py invite_annotators).
 CROSSFEED_SITE_URL = os.environ.get("CROSSFEED_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
-# Seconds an API token's user is remembered per process (crossfeed/auth.py); 0 looks it up on every request.
+# Seconds an API token's user, and a signed-in session's user, is remembered per process (crossfeed/auth.py); 0 looks
+# it up on every request.
 TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
 
 # Serves /bench/floor/ for bench/annotate_load.py; off everywhere else.

@@ -3,6 +3,9 @@ from functools import lru_cache
 
 from django import template
 from django.conf import settings
+from django.template.base import TextNode, Variable
+from django.templatetags.i18n import TranslateNode
+from django.urls import get_script_prefix, reverse
 from django.utils import translation
 from django.utils.html import conditional_escape as escape
 from django.utils.safestring import SafeString, mark_safe
@@ -29,6 +32,13 @@ def letter(index: int) -> str:
 @register.filter
 def language_name(code: str) -> str:
     """'sw' → 'Kiswahili (Swahili)': the autonym first, because annotators read their own language."""
+    try:
+        return _language_name(translation.get_language(), code)
+    except TypeError:  # a value that is no key (a lazy or unhashable one) is named without the cache
+        return _name_of(code)
+
+
+def _name_of(code: str) -> str:
     from annotation.languages import get_language
 
     spec = get_language(code) if code else None
@@ -178,6 +188,32 @@ def _card(index: int, response: dict, ranks: list, flags: list, language: str) -
     )
 
 
+@register.simple_tag
+def ranking_strip(responses: list[dict]) -> SafeString:
+    """The letters of the ranking strip, one per response in the annotator's order (as the template's loop wrote
+    them: {{ response.id }} and {{ forloop.counter0|letter }}, escaped)."""
+    return mark_safe("".join(f'<li draggable="true" data-response="{_escape(response["id"])}">{letter(index)}</li>'  # noqa: S308
+                             for index, response in enumerate(responses)))
+
+
+@register.simple_tag
+def item_url(name: str, item_id) -> str:
+    """{% url name item_id %} of an item's page (annotation:submit, annotation:skip): the pattern is reversed once
+    per name and script prefix, and the id put in its place (reverse() was a tenth of the partial's rendering)."""
+    before, after = _around_id(name, get_script_prefix())
+    return f"{before}{int(item_id)}{after}"
+
+
+# 18 digits: what the `id` converter accepts (crossfeed/converters.py); no URL pattern holds this number itself.
+_ID_STAND_IN = 987654321987654321
+
+
+@lru_cache(maxsize=64)
+def _around_id(name: str, script_prefix: str) -> tuple[str, str]:
+    before, _found, after = reverse(name, args=[_ID_STAND_IN]).partition(str(_ID_STAND_IN))
+    return before, after
+
+
 def _hint(response: dict, language: str) -> str:
     """The "Detected: …" hint (annotation/language_hint.py), with the identifier's confidence when it gave one."""
     certainty = ""
@@ -228,7 +264,9 @@ def _blocktranslated(language: str, message: str, values: tuple) -> str:
 
 @lru_cache(maxsize=4096)
 def _language_name(language: str, code: str) -> str:
-    return language_name(code)
+    """A language's name in the interface language `language` (the active one): the registry and the catalogs
+    are read at start-up and never change while the server runs."""
+    return _name_of(code)
 
 
 def _flag_label(language: str, flag) -> str:
@@ -241,3 +279,47 @@ def _flag_label(language: str, flag) -> str:
 @lru_cache(maxsize=4096, typed=True)  # typed: a flag True must not take the label of a flag 1
 def _escaped_flag_label(language: str, flag) -> str:
     return _escape(flag_label(flag))
+
+
+# --- the invariant markup of the annotation page -------------------------------------------------------------------
+# Around its values, _item.html is the same markup and the same interface texts on every submit: its 19 {% translate %}
+# tags were a third of the template's rendering (docs/benchmarks.md). Wrapped in {% chrome %}, such a stretch is
+# rendered the first time in each interface language and then taken as it was.
+
+
+class ChromeNode(template.Node):
+    def __init__(self, nodelist: template.NodeList) -> None:
+        self.nodelist = nodelist
+        # Kept on the node, so it lives as long as the compiled template (Django's cached loader keeps that for the
+        # life of the process); a few languages × two autoescape settings at most.
+        self.rendered: dict[tuple[str | None, bool], SafeString] = {}
+
+    def render(self, context) -> SafeString:
+        key = (translation.get_language(), context.autoescape)
+        rendered = self.rendered.get(key)
+        if rendered is None:
+            rendered = self.rendered[key] = self.nodelist.render(context)
+        return rendered
+
+
+@register.tag
+def chrome(parser, token) -> ChromeNode:
+    """{% chrome %}…{% endchrome %}: markup and {% translate "…" %} of fixed messages only, nothing from the context;
+    rendered once per interface language (and autoescape setting) per compiled template, the same bytes as without
+    the tags."""
+    nodelist = parser.parse(("endchrome",))
+    parser.delete_first_token()
+    for node in nodelist:
+        if not (isinstance(node, TextNode) or _fixed_translation(node)):
+            raise template.TemplateSyntaxError(
+                f"{{% chrome %}} on line {token.lineno} may hold only markup and {{% translate \"…\" %}} of a fixed "
+                f"message, whose output depends on the interface language alone; it holds {node.token.contents!r} "
+                f"(line {node.token.lineno}). Close the block before it and open another after it.")
+    return ChromeNode(nodelist)
+
+
+def _fixed_translation(node) -> bool:
+    expression = getattr(node, "filter_expression", None)
+    return (isinstance(node, TranslateNode) and node.asvar is None and node.message_context is None
+            and isinstance(expression.var, Variable) and expression.var.literal is not None
+            and not expression.filters)
