@@ -117,6 +117,7 @@ def main() -> int:
         say("SFT export succeeded (fast lane)", began, export=rows.split("\n")[0].strip())
         with admin.expect_navigation():
             admin.locator("#exports a.button").first.click()
+        admin.select_option("#id_base_model", index=1)  # the demo's one base model, the tiny one
         admin.fill("#id_params", json.dumps(FAST))
         with admin.expect_navigation():
             admin.click("#new-run-form input[type=submit]")
