@@ -27,7 +27,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from .langid import script_of
@@ -219,6 +218,10 @@ def rouge_l_score(hypotheses: Sequence[str], references: Sequence[str], *, langu
     """
     _check_pairs(hypotheses, references)
     name = xlsum_language(language) if language else None
+    # Imported here: rouge_score imports NLTK, which imports scikit-learn, SciPy and pandas (3 s), and this module is
+    # imported by every Django process through the evaluation app's forms and services.
+    from rouge_score import rouge_scorer
+
     # One tokenizer for the corpus, reference before hypothesis in each pair: XL-Sum's order (see rouge_xlsum).
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=XLSumTokenizer(name, stem=True))
     total = sum(
