@@ -10,6 +10,8 @@ the page and for the fragment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,10 +19,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRefresh
 
 from annotation.models import Campaign, JobStatus
-from crossfeed.errors import Conflict, CrossfeedError
+from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.views import job_action_redirect, job_status_response
 from crossfeed.permissions import require_admin_permissions, user_may
 from evaluation import selectors
 from evaluation.forms import CompareForm, OutputsForm, WinRateCampaignForm
@@ -77,9 +79,8 @@ def run(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
     evaluation_run = _get_run_for_user(request, run_id)
-    if request.htmx and evaluation_run.is_finished and request.GET.get("polling"):
-        return HttpResponseClientRefresh()  # it just ended: reload the page, which now has the results
-    return render(request, "evaluation/_status.html", _status_context(request, evaluation_run))
+    return job_status_response(request, evaluation_run, template="evaluation/_status.html",
+                               context=lambda: _status_context(request, evaluation_run))
 
 
 @require_GET
@@ -134,32 +135,26 @@ def compare(request: HttpRequest) -> HttpResponse:
     return render(request, template, context, status=400 if form.is_bound and not form.is_valid() else 200)
 
 
+def _act(request: HttpRequest, run_id: int, action: Callable[..., EvaluationRun], done: str) -> HttpResponse:
+    """Retry or cancel; the outcome as a message on the run's page."""
+    require_admin_permissions(request, CHANGE_RUNS)
+    evaluation_run = _get_run_for_user(request, run_id)
+    return job_action_redirect(request, evaluation_run, action=lambda run: action(run=run), done=done,
+                               page="evaluation:run")
+
+
 @require_POST
 @login_required
 def retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    require_admin_permissions(request, CHANGE_RUNS)
-    evaluation_run = _get_run_for_user(request, run_id)
-    try:
-        evaluation_run = evaluation_run_retry(run=evaluation_run)
-    except Conflict as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("Queued again; it continues after the outputs already saved."))
-    return redirect("evaluation:run", evaluation_run.id)
+    return _act(request, run_id, evaluation_run_retry,
+                _("Queued again; it continues after the outputs already saved."))
 
 
 @require_POST
 @login_required
 def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    require_admin_permissions(request, CHANGE_RUNS)
-    evaluation_run = _get_run_for_user(request, run_id)
-    try:
-        evaluation_run_cancel(run=evaluation_run)
-    except Conflict as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("Cancel requested; the worker stops after its current batch."))
-    return redirect("evaluation:run", evaluation_run.id)
+    return _act(request, run_id, evaluation_run_cancel,
+                _("Cancel requested; the worker stops after its current batch."))
 
 
 @require_POST

@@ -5,12 +5,12 @@ a training run's "Next round" or the API, which check every input first."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.admin import BatchJobAdmin
 from generation.models import Endpoint, GenerationJob
 from generation.services.endpoints import endpoint_check
 from generation.services.jobs import generation_job_cancel, generation_job_retry, generation_jobs_fail_stale
@@ -56,14 +56,13 @@ class EndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
+class GenerationJobAdmin(BatchJobAdmin):
     list_display = ["id", "status", "progress", "campaign_link", "items_created", "responses_created",
                     "off_target_count", "duplicates_merged", "skipped_count", "failure_count", "created_by",
                     "created_at", "page"]
     list_filter = ["status", "off_target"]
     list_select_related = ["campaign", "created_by"]
     search_fields = ["id", "campaign_name", "campaign__name", "error"]
-    actions = ["cancel_jobs", "retry_jobs"]
     fields = ["page", "status", "progress", "error", "campaign_link", "campaign_name", "campaign_overlap",
               "items_created", "responses_created", "off_target", "off_target_count", "duplicates_merged",
               "empty_count", "truncated_count", "skipped_count", "skipped", "failure_count", "failures",
@@ -72,24 +71,11 @@ class GenerationJobAdmin(admin.ModelAdmin):
               "output_dir", "worker", "attempts", "cancel_requested", "created_by", "created_at", "started_at",
               "finished_at", "heartbeat_at"]
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        generation_jobs_fail_stale()  # a job whose worker died shows as failed, with the reason
-        return super().get_queryset(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # started from the generation pages, "Next round" or the API, which check every input
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # jobs change only through their actions
-
-    def has_act_permission(self, request) -> bool:
-        return request.user.has_perm("generation.change_generationjob")
-
-    @admin.display(description=_("progress"))
-    def progress(self, obj: GenerationJob) -> str:
-        return format_html('<progress max="100" value="{}"></progress> {} / {}', obj.percent, obj.progress_done,
-                           obj.progress_total)
+    act_permission = "generation.change_generationjob"
+    live_page = "generation:job"
+    cancel = staticmethod(generation_job_cancel)
+    retry = staticmethod(generation_job_retry)
+    fail_stale = staticmethod(generation_jobs_fail_stale)
 
     @admin.display(description=_("campaign"))
     def campaign_link(self, obj: GenerationJob) -> str:
@@ -97,26 +83,3 @@ class GenerationJobAdmin(admin.ModelAdmin):
             return obj.campaign_name or "—"
         return format_html('<a href="{}">{}</a>', reverse("admin:annotation_campaign_change", args=[obj.campaign_id]),
                            obj.campaign.name)
-
-    @admin.display(description=_("page"))
-    def page(self, obj: GenerationJob) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("generation:job", args=[obj.id]), _("watch"))
-
-    @admin.action(description=_("Cancel the selected jobs (a running job stops after its current batch)"),
-                  permissions=["act"])
-    def cancel_jobs(self, request, queryset) -> None:
-        self._each(request, queryset, generation_job_cancel, _("Job %(id)d: cancelled or cancel requested."))
-
-    @admin.action(description=_("Retry the selected failed or cancelled jobs (continue after their outputs)"),
-                  permissions=["act"])
-    def retry_jobs(self, request, queryset) -> None:
-        self._each(request, queryset, generation_job_retry, _("Job %(id)d queued again."))
-
-    def _each(self, request, queryset, service, done) -> None:
-        for job in queryset:
-            try:
-                service(job=job)
-            except CrossfeedError as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-            else:
-                self.message_user(request, done % {"id": job.id}, messages.SUCCESS)

@@ -10,6 +10,7 @@ when it ends (the page then shows some of the candidates), as the evaluation run
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,10 +18,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
 
 from annotation.models import Campaign, JobStatus, Response
-from crossfeed.errors import Conflict, CrossfeedError
+from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.views import job_action_response, job_status_response
 from crossfeed.permissions import require_admin_permissions, user_may
 from generation.forms import GenerationJobForm, NextRoundForm
 from generation.models import GenerationJob
@@ -135,28 +136,16 @@ def job(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
     generation_job = _get_job_for_staff(request, job_id)
-    if request.htmx and generation_job.is_finished and request.GET.get("polling"):
-        return HttpResponseClientRefresh()  # it just ended: reload the page, which now shows some candidates
-    return render(request, "generation/_job_status.html", _status_context(request, generation_job))
+    return job_status_response(request, generation_job, template="generation/_job_status.html",
+                               context=lambda: _status_context(request, generation_job))
 
 
 def _act(request: HttpRequest, job_id: int, action: Callable[..., GenerationJob], done: str) -> HttpResponse:
     """Cancel or retry; htmx gets the status partial with the outcome, a plain form post a redirect."""
     generation_job = _get_job_for_staff(request, job_id, CHANGE)
-    notice, error = done, ""
-    try:
-        generation_job = action(job=generation_job)
-    except Conflict as exc:
-        notice, error = "", exc.message
-    if request.htmx:
-        fresh = _get_job_for_staff(request, generation_job.id)
-        return render(request, "generation/_job_status.html",
-                      _status_context(request, fresh, notice=notice, error=error))
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, notice)
-    return redirect("generation:job", job_id=generation_job.id)
+    return job_action_response(request, generation_job, action=lambda job: action(job=job), done=done,
+                               template="generation/_job_status.html", context=partial(_status_context, request),
+                               reload=lambda pk: _get_job_for_staff(request, pk), page="generation:job")
 
 
 @require_POST

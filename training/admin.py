@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 import annotation.admin  # noqa: F401 - registers ExportAdmin, which train_on_export is added to below
 from annotation.models import Export, JobStatus
 from crossfeed.errors import CrossfeedError, InvalidInput
+from crossfeed.jobs.admin import each_job
 from training.forms import BaseModelForm, TrainingRunForm
 from training.models import BaseModel, ModelVersion, TrainingRun
 from training.services.runs import (
@@ -122,11 +123,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel the selected runs"))
     def cancel_runs(self, request, queryset) -> None:
-        self._each(request, queryset, training_run_cancel, _("Run %(id)d: cancel requested."))
+        each_job(self, request, queryset, lambda run: training_run_cancel(run=run), _("Run %(id)d: cancel requested."))
 
     @admin.action(description=_("Retry the selected failed or cancelled runs (resume from the last checkpoint)"))
     def retry_runs(self, request, queryset) -> None:
-        self._each(request, queryset, training_run_retry, _("Run %(id)d queued again."))
+        each_job(self, request, queryset, lambda run: training_run_retry(run=run), _("Run %(id)d queued again."))
 
     @admin.action(description=_("Retrain with newest export (same kind, base model and parameters)"))
     def retrain_with_newest_export(self, request, queryset) -> None:
@@ -165,15 +166,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
         if len(created) == 1:
             return HttpResponseRedirect(reverse("generation:job", args=[created[0].id]))
         return None
-
-    def _each(self, request, queryset, service, done) -> None:
-        for run in queryset:
-            try:
-                service(run=run)
-            except CrossfeedError as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-            else:
-                self.message_user(request, done % {"id": run.id}, messages.SUCCESS)
 
     def get_urls(self):
         own = [path("new/", self.admin_site.admin_view(self.new_run_view), name="training_trainingrun_new")]

@@ -6,16 +6,16 @@ carries (static/js/training.js)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import JobStatus
-from crossfeed.errors import Conflict
+from crossfeed.jobs.views import job_action_response
 from crossfeed.permissions import require_admin_permissions, user_may
 from training import selectors
 from training.models import TrainingRun
@@ -83,19 +83,9 @@ def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
 def _act(request: HttpRequest, run_id: int, action: Callable[..., TrainingRun], done: str) -> HttpResponse:
     """Cancel or retry; htmx gets the status partial with the outcome, a plain form post a redirect."""
     run = _get_run_for_staff(request, run_id, CHANGE)
-    notice, error = done, ""
-    try:
-        run = action(run=run)
-    except Conflict as exc:
-        notice, error = "", exc.message
-    if request.htmx:
-        return render(request, "training/_run_status.html",
-                      _status_context(request, selectors.run_detail(run.id), notice=notice, error=error))
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, notice)
-    return redirect("training:run", run_id=run.id)
+    return job_action_response(request, run, action=lambda job: action(run=job), done=done,
+                               template="training/_run_status.html", context=partial(_status_context, request),
+                               reload=selectors.run_detail, page="training:run")
 
 
 @require_POST

@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.urls import reverse
-from django.utils.html import format_html
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.admin import BatchJobAdmin
 from translation.models import TranslationJob, Translator
 from translation.services.jobs import translation_job_cancel, translation_job_retry, translation_jobs_fail_stale
 from translation.services.translators import PROMPT_TEMPLATE, translator_check
@@ -102,36 +101,22 @@ class TranslatorAdmin(admin.ModelAdmin):
 
 
 @admin.register(TranslationJob)
-class TranslationJobAdmin(admin.ModelAdmin):
+class TranslationJobAdmin(BatchJobAdmin):
     list_display = ["id", "status", "progress", "instruction_set", "language_list", "translator_list",
                     "failure_count", "created_by", "created_at", "page"]
     list_filter = ["status"]
     list_select_related = ["instruction_set", "created_by"]
     search_fields = ["id", "instruction_set__name", "error"]
-    actions = ["cancel_jobs", "retry_jobs"]
     fields = ["page", "status", "progress", "error", "instruction_set", "languages", "translators",
               "quality_threshold", "per_language", "throughput", "failure_count", "failures", "output_dir", "worker",
               "attempts", "cancel_requested", "created_by", "created_at", "started_at", "finished_at",
               "heartbeat_at"]
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        translation_jobs_fail_stale()  # a job whose worker died shows as failed, with the reason
-        return super().get_queryset(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # started from the translation pages or the API, which check every input
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # jobs change only through their actions
-
-    def has_act_permission(self, request) -> bool:
-        return request.user.has_perm("translation.change_translationjob")
-
-    @admin.display(description=_("progress"))
-    def progress(self, obj: TranslationJob) -> str:
-        return format_html('<progress max="100" value="{}"></progress> {} / {}', obj.percent, obj.progress_done,
-                           obj.progress_total)
+    act_permission = "translation.change_translationjob"
+    live_page = "translation:job"
+    cancel = staticmethod(translation_job_cancel)
+    retry = staticmethod(translation_job_retry)
+    fail_stale = staticmethod(translation_jobs_fail_stale)
 
     @admin.display(description=_("languages"))
     def language_list(self, obj: TranslationJob) -> str:
@@ -141,26 +126,3 @@ class TranslationJobAdmin(admin.ModelAdmin):
     @admin.display(description=_("translators"))
     def translator_list(self, obj: TranslationJob) -> str:
         return ", ".join(str(entry.get("label", "?")) for entry in obj.translators or [])
-
-    @admin.display(description=_("page"))
-    def page(self, obj: TranslationJob) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("translation:job", args=[obj.id]), _("watch"))
-
-    @admin.action(description=_("Cancel the selected jobs (a running job stops after its current batch)"),
-                  permissions=["act"])
-    def cancel_jobs(self, request, queryset) -> None:
-        self._each(request, queryset, translation_job_cancel, _("Job %(id)d: cancelled or cancel requested."))
-
-    @admin.action(description=_("Retry the selected failed or cancelled jobs (continue after their outputs)"),
-                  permissions=["act"])
-    def retry_jobs(self, request, queryset) -> None:
-        self._each(request, queryset, translation_job_retry, _("Job %(id)d queued again."))
-
-    def _each(self, request, queryset, service, done) -> None:
-        for job in queryset:
-            try:
-                service(job=job)
-            except CrossfeedError as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-            else:
-                self.message_user(request, done % {"id": job.id}, messages.SUCCESS)

@@ -11,6 +11,7 @@ The buttons call the services the API calls: translation/services/post_edit.py a
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -21,11 +22,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
 
 from annotation.languages import get_language
 from annotation.models import JobStatus
-from crossfeed.errors import Conflict, CrossfeedError
+from crossfeed.errors import CrossfeedError
+from crossfeed.jobs.views import job_action_response, job_status_response
 from crossfeed.permissions import require_admin_permissions, user_may
 from generation.services.jobs import throughput_summary
 from generation.views import throughput_rows
@@ -228,9 +229,8 @@ def job(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
     translation_job = _get_job_for_staff(request, job_id)
-    if request.htmx and translation_job.is_finished and request.GET.get("polling"):
-        return HttpResponseClientRefresh()  # it just ended: reload the page, which now shows the report
-    return render(request, "translation/_job_status.html", _status_context(request, translation_job))
+    return job_status_response(request, translation_job, template="translation/_job_status.html",
+                               context=lambda: _status_context(request, translation_job))
 
 
 @require_GET
@@ -243,20 +243,9 @@ def job_exports(request: HttpRequest, job_id: int) -> HttpResponse:
 def _act(request: HttpRequest, job_id: int, action: Callable[..., TranslationJob], done: str) -> HttpResponse:
     """Cancel or retry; htmx gets the status partial with the outcome, a plain form post a redirect."""
     translation_job = _get_job_for_staff(request, job_id, CHANGE)
-    notice, error = done, ""
-    try:
-        translation_job = action(job=translation_job)
-    except Conflict as exc:
-        notice, error = "", exc.message
-    if request.htmx:
-        fresh = _get_job_for_staff(request, translation_job.id)
-        return render(request, "translation/_job_status.html",
-                      _status_context(request, fresh, notice=notice, error=error))
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, notice)
-    return redirect("translation:job", job_id=translation_job.id)
+    return job_action_response(request, translation_job, action=lambda job: action(job=job), done=done,
+                               template="translation/_job_status.html", context=partial(_status_context, request),
+                               reload=lambda pk: _get_job_for_staff(request, pk), page="translation:job")
 
 
 @require_POST
