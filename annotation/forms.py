@@ -11,6 +11,30 @@ from annotation.services.quality import QUALITY_SETTINGS
 from crossfeed.parsers import JSONFormField
 
 
+class RankField(forms.Field):
+    """A rank from 1 to `count`: TypedChoiceField(choices=1..count, coerce=int) without its choices, which each
+    field built and normalised afresh, one field per response on every submit of the annotation page (the form of a
+    4-response item: 0.50-0.64 ms with them, 0.26-0.29 ms now). The same values pass (the digits exactly as listed:
+    no "01", " 2" or "٣") and the same errors."""
+
+    default_error_messages = {"required": _("Give this response a rank."),
+                              "invalid_choice": _("Choose a rank from the list.")}
+
+    def __init__(self, *, count: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.count = count
+
+    def to_python(self, value) -> int | None:
+        if value in self.empty_values:
+            return None
+        text = str(value)
+        # ASCII digits only, no leading zero and few (int() refuses 5,000 digits), as the listed choices' strings are.
+        if not (text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= len(str(self.count))
+                and int(text) <= self.count):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return int(text)
+
+
 class JudgmentForm(forms.Form):
     """The annotation page's POST: rank_<response id>, flag_<response id> (repeated), comment, and the hidden
     idempotency key and render time. Types only; the service checks ids, ranks and flags against the item."""
@@ -25,12 +49,7 @@ class JudgmentForm(forms.Form):
         super().__init__(data)
         self.response_ids = response_ids
         for response_id in response_ids:
-            self.fields[f"rank_{response_id}"] = forms.TypedChoiceField(
-                choices=[(str(n), str(n)) for n in range(1, len(response_ids) + 1)],
-                coerce=int,
-                error_messages={"required": _("Give this response a rank."),
-                                "invalid_choice": _("Choose a rank from the list.")},
-            )
+            self.fields[f"rank_{response_id}"] = RankField(count=len(response_ids))
 
     def posted(self) -> dict:
         """What the annotator sent, to show it back after an error."""
