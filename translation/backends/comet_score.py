@@ -11,7 +11,9 @@ One call scores every pair of a job: the pairs go in as JSON lines on stdin, and
 path with `python -I`, so it imports nothing of Crossfeed and is not shadowed by it) loads the model once, predicts
 in chunks of CHUNK pairs and prints a progress line after each ({"done": n}) and the scores at the end
 ({"scores": [...]}); an error is one line {"error": "..."} and exit status 1. Anything comet or Lightning print goes to
-stderr, whose last lines are quoted when the call fails.
+stderr, whose last lines are quoted when the call fails. While the worker runs, the caller's `should_stop` is asked
+every POLL_SECONDS (a job's cancel, the worker stopping, the job taken over): on True the worker is killed and
+CometStopped raised, so scoring a large job does not hold a stop back for many minutes.
 
 Stdlib only at the top: the worker side runs in the other environment.
 """
@@ -20,16 +22,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 CHUNK = 256  # pairs per predict call in the worker: a progress line (and a heartbeat) after each
 BATCH_SIZE = 16  # comet's own default for predict
 CHECK_SECONDS = 60  # the import check at job creation (the interpreter starts, finds comet)
+POLL_SECONDS = 2.0  # how often should_stop is asked while the worker runs, whether or not it says anything
 STDERR_KEPT = 2000
 SCORER_PREFIX = "comet-kiwi:"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -42,6 +48,10 @@ class CometUnavailable(RuntimeError):
 
 class CometFailed(RuntimeError):
     """The scorer ran and failed: the model did not load, predict raised, it timed out or answered nonsense."""
+
+
+class CometStopped(Exception):
+    """`should_stop` said stop while the scorer ran (a cancel, the worker stopping): it was killed, no scores."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,13 @@ def comet_problem(python: str, model: str) -> str | None:
 
 
 def comet_score(config: CometConfig, pairs: Sequence[tuple[str, str]], *,
-                on_progress: Callable[[int], None] | None = None) -> list[float]:
+                on_progress: Callable[[int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> list[float]:
     """COMET scores of (source, translation) pairs, in order, from one subprocess. Raises CometUnavailable when the
     settings point nowhere, CometFailed when the worker fails, times out (seconds_per_thousand per 1,000 pairs, and
     once more for loading the model) or answers the wrong number of scores. `on_progress(done)` is called after
-    each chunk (a job beats its heartbeat there)."""
+    each chunk (a job beats its heartbeat there). `should_stop()` is asked every POLL_SECONDS in the calling thread
+    (it may read the database); when it says True the worker is killed and CometStopped raised."""
     problem = comet_problem(config.python, config.model)
     if problem is not None:
         raise CometUnavailable(problem)
@@ -128,6 +140,11 @@ def comet_score(config: CometConfig, pairs: Sequence[tuple[str, str]], *,
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.append(errors.read()), daemon=True)
     reader.start()
+    # stdout is read in a thread too: the calling thread waits on the queue with a timeout, so it asks should_stop
+    # on time even while the worker says nothing (loading the model, a long chunk). None marks the end of stdout.
+    lines: queue.Queue[str | None] = queue.Queue()
+    listener = threading.Thread(target=_listen, args=(output, lines), daemon=True)
+    listener.start()
     timed_out = threading.Event()
 
     def stop() -> None:
@@ -137,22 +154,40 @@ def comet_score(config: CometConfig, pairs: Sequence[tuple[str, str]], *,
     timer = threading.Timer(timeout, stop)
     timer.start()
     answer: dict = {}
+    stopped = False
     try:
         feeder = threading.Thread(target=_feed, args=(process, pairs), daemon=True)
         feeder.start()
-        for line in output:
+        next_poll = time.monotonic() + POLL_SECONDS
+        while True:
+            if should_stop is not None and time.monotonic() >= next_poll:
+                if should_stop():
+                    stopped = True
+                    break
+                next_poll = time.monotonic() + POLL_SECONDS
+            try:
+                line = lines.get(timeout=None if should_stop is None else max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
             message = _message(line)
             if "done" in message and on_progress is not None:
                 on_progress(int(message["done"]))
             if "scores" in message or "error" in message:
                 answer = message
-        process.wait()
+        if not stopped:
+            process.wait()
     finally:
         timer.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
         reader.join(timeout=5)
+        listener.join(timeout=5)
+    if stopped:
+        raise CometStopped(f"the COMET scorer was stopped after {len(pairs)} pairs were sent to it: the job was "
+                           "cancelled or taken over, or its worker is stopping")
     tail = "".join(stderr)[-STDERR_KEPT:].strip()
     where = f"the COMET scorer ({config.python} on {config.model})"
     if timed_out.is_set():
@@ -175,6 +210,16 @@ def _message(line: str) -> dict:
     except ValueError:
         return {}
     return message if isinstance(message, dict) else {}
+
+
+def _listen(output: IO[str], lines: queue.Queue) -> None:
+    try:
+        for line in output:
+            lines.put(line)
+    except (OSError, ValueError):
+        pass  # the pipe was closed under us (the worker killed): the end of stdout all the same
+    finally:
+        lines.put(None)
 
 
 def _feed(process: subprocess.Popen, pairs: Sequence[tuple[str, str]]) -> None:

@@ -13,12 +13,16 @@ scored in one call of translation/backends/comet_score.py, and a field's score i
 fallback's hard failures (quality.comet_quality). Each candidate and the report name the scorer
 ("comet-kiwi:<model>" or "fallback"). A COMET call that fails at run time does not fail the job: the failure goes
 into the job's failures, every candidate is scored with the fallback, and the report says so (scorer_error).
+The call asks the job's `should_stop` every comet_score.POLL_SECONDS: a cancel or a worker stop while COMET scores
+kills the scorer, and nothing is stored (translation_job_choose returns None; the job ends as after a stop between
+batches, its outputs kept for Retry).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +32,14 @@ from django.utils import timezone
 from annotation.models import JobStatus
 from instructions.quality import QualityScore, choose_best, comet_quality, estimate_quality
 from instructions.segments import restore
-from translation.backends.comet_score import CometConfig, CometFailed, CometUnavailable, comet_problem, comet_score
+from translation.backends.comet_score import (
+    CometConfig,
+    CometFailed,
+    CometStopped,
+    CometUnavailable,
+    comet_problem,
+    comet_score,
+)
 from translation.models import Translation, TranslationJob
 from translation.services.execution import Plan, request_key, row_fields
 
@@ -59,9 +70,11 @@ def _restored(plan: Plan, index: int, row: Any, language: str, name: str,
     return None if forward is None else restore(forward["text"], plan.masked[(row.index, name)][1])
 
 
-def _comet_scores(job: TranslationJob, plan: Plan, records: dict[str, dict]) -> tuple[dict | None, str, str]:
+def _comet_scores(job: TranslationJob, plan: Plan, records: dict[str, dict],
+                  should_stop: Callable[[], bool] | None = None) -> tuple[dict | None, str, str]:
     """(COMET score per (translator index, row index, language, field), the scorer, the error): (None, "fallback",
-    "") when COMET is not configured, (None, "fallback", why) when it failed."""
+    "") when COMET is not configured, (None, "fallback", why) when it failed. Raises CometStopped when
+    `should_stop` said stop while it scored."""
     config = comet_config()
     if config is None:
         return None, FALLBACK, ""
@@ -80,7 +93,7 @@ def _comet_scores(job: TranslationJob, plan: Plan, records: dict[str, dict]) -> 
         TranslationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
 
     try:
-        scores = comet_score(config, pairs, on_progress=beat)
+        scores = comet_score(config, pairs, on_progress=beat, should_stop=should_stop)
     except (CometUnavailable, CometFailed) as exc:
         logger.warning("translation job %s: %s", job.pk, exc)
         return None, FALLBACK, str(exc)
@@ -185,10 +198,18 @@ def report(translations: list[Translation], threshold: float, *, scorer: str = F
     return per_language
 
 
-def translation_job_choose(*, job: TranslationJob, plan: Plan, records: dict[str, dict]) -> dict[str, dict]:
+def translation_job_choose(*, job: TranslationJob, plan: Plan, records: dict[str, dict],
+                           should_stop: Callable[[], bool] | None = None) -> dict[str, dict] | None:
     """Score, choose and store one Translation per (row, language), replacing an earlier attempt's; the report is
-    written on the job. A COMET-Kiwi failure is added to the job's failures (the fallback scored instead)."""
-    comet, scorer, comet_error = _comet_scores(job, plan, records)
+    written on the job. A COMET-Kiwi failure is added to the job's failures (the fallback scored instead).
+
+    None, with nothing stored (no Translation replaced, no report), when `should_stop` (the job's tracker, asked
+    while COMET scores) said stop: the caller ends the job as after a stop between batches."""
+    try:
+        comet, scorer, comet_error = _comet_scores(job, plan, records, should_stop)
+    except CometStopped as exc:
+        logger.info("translation job %s: %s", job.pk, exc)
+        return None
     translations = [_translation(job, plan, row, language, records, comet, scorer)
                     for language in job.languages for row in plan.rows]
     summary = report(translations, job.quality_threshold, scorer=scorer,

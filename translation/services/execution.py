@@ -5,8 +5,9 @@ language (the round trip the fallback quality score needs), then score and choos
 Each field is protected first (instructions/segments.py: code, maths, URLs, placeholders become <x0/> masks), so
 the translator sees masks and the forward output is stored masked; the back-translation is asked of that masked
 output, and both are restored at the end. Every batch is appended to outputs.jsonl at once; between batches the
-backend asks `should_stop` (a cancel, the worker stopping, the job taken over). A request that fails (an endpoint
-that times out, a model out of memory) is recorded in `failures` and the others go on; Retry asks it again.
+backend asks `should_stop` (a cancel, the worker stopping, the job taken over), and so does COMET-Kiwi scoring
+every few seconds. A request that fails (an endpoint that times out, a model out of memory) is recorded in
+`failures` and the others go on; Retry asks it again.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def _execute(job: TranslationJob, tracker: Tracker) -> tuple[str, str] | None:
             break
     if tracker.stop_reason is None and not tracker.should_stop():
         tracker.beat()
-        translation_job_choose(job=job, plan=plan, records=texts)
-        return JobStatus.SUCCEEDED, ""
+        # COMET-Kiwi may score for many minutes: it asks should_stop meanwhile, and None means it was stopped.
+        if translation_job_choose(job=job, plan=plan, records=texts, should_stop=tracker.should_stop) is not None:
+            return JobStatus.SUCCEEDED, ""
     return tracker.stopped_outcome(KEPT)
 
 
