@@ -162,10 +162,10 @@ class CampaignNext(APIView):
 
     def _next(self, request, campaign_id: int):
         campaign = selectors.campaign_for_leasing(request.user, campaign_id)
-        lease = lease_next(campaign=campaign, annotator=request.user)
+        lease = lease_next(campaign=campaign, annotator=request.user, with_item=True)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        item, responses = selectors.item_and_responses(lease.item_id)
+        item, responses = lease.item_rows
         payload = serializers.item_payload(item, request.user.id, lease, responses, task=campaign.task)
         return Response({"task": campaign.task, "item": payload})
 

@@ -10,7 +10,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.http import Http404
 
 from annotation import sql
-from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response, Skip
+from annotation.models import Campaign, Item, Judgment, Lease, Response, Skip
 from crossfeed.permissions import user_may
 
 # Every next and submit needs the annotator's languages: three queries uncached. They change rarely (an admin
@@ -28,14 +28,11 @@ def annotator_languages(user: AbstractBaseUser) -> tuple[list[str], list[str]]:
         return [], []
     cached = getattr(user, "_crossfeed_languages", None) or cache.get(_languages_key(user.pk))
     if cached is None:
-        try:
-            profile = AnnotatorProfile.objects.prefetch_related("native_languages", "reading_languages").get(
-                user_id=user.pk
-            )
-        except AnnotatorProfile.DoesNotExist:
-            cached = ([], [])
-        else:
-            cached = profile.language_codes()
+        # One raw statement, not the ORM's three: every process reads each annotator's languages again once a
+        # LANGUAGES_CACHE_SECONDS, so under load this miss is a steady part of the API's cost (docs/benchmarks.md).
+        # As AnnotatorProfile.language_codes: a native speaker also reads their own languages.
+        found = sql.annotator_languages(user.pk)
+        cached = ([], []) if found is None else (found[0], sorted(set(found[0]) | set(found[1])))
         cache.set(_languages_key(user.pk), cached, LANGUAGES_CACHE_SECONDS)
     user._crossfeed_languages = cached
     return cached
@@ -85,9 +82,13 @@ def item_judgeable_by(user: AbstractBaseUser, item_id: int) -> Item | None:
     """The item, if this user may judge it: an annotator of its languages (staff rights do not count here), in a
     campaign annotators can see, or one they already judged. One query by primary key, checked in Python: this
     runs on every submit. The Item and its Campaign carry only the fields judging needs."""
+    return judgeable_item(user, sql.item_for_judging(item_id) if annotator_languages(user)[0] else None)
+
+
+def judgeable_item(user: AbstractBaseUser, row: tuple | None) -> Item | None:
+    """item_judgeable_by on the item's row (sql.item_for_judging) read already, e.g. by sql.judging_context."""
     native, reading = annotator_languages(user)
-    row = sql.item_for_judging(item_id) if native else None
-    if row is None:
+    if row is None or not native:
         return None
     pk, campaign_id, prompt_language, pivot_language, response_language, name, status, flags, kind, task = row
     if status == Campaign.Status.DRAFT:
@@ -187,10 +188,11 @@ class ResponseRow(NamedTuple):
     detected_confidence: float | None
 
 
-def item_and_responses(item_id: int) -> tuple[ItemRow, list[ResponseRow]]:
+def item_and_responses(item_id: int, *, found: tuple | None = None) -> tuple[ItemRow, list[ResponseRow]]:
     """The item and its responses, for the next-item payload: two primary-key reads, no ORM query building and no
-    model instances (this runs on every `next`; serializers.item_payload reads the same attribute names)."""
-    found = sql.item_with_responses(item_id)
+    model instances (this runs on every `next`; serializers.item_payload reads the same attribute names).
+    `found`: sql.item_with_responses's answer read already (sql.lease_at_once reads it with the lease)."""
+    found = found if found is not None else sql.item_with_responses(item_id)
     if found is None:
         raise Item.DoesNotExist(f"item {item_id} does not exist")
     item, rows = found

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connection
 
 from annotation.models import (
+    AnnotatorProfile,
     AnnotatorStanding,
     Campaign,
     Exclusion,
@@ -31,7 +32,15 @@ from annotation.models import (
 
 
 def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    # Quoted once per model: the statements are rebuilt on every call, and the lookup through the connection proxy
+    # cost more than the rest of building them (a process talks to one database, so the quoting never changes).
+    quoted = _QUOTED.get(model)
+    if quoted is None:
+        quoted = _QUOTED[model] = connection.ops.quote_name(model._meta.db_table)
+    return quoted
+
+
+_QUOTED: dict[type, str] = {}
 
 
 def _when(value: datetime) -> Any:
@@ -153,21 +162,29 @@ def lease_first_open(*, candidates: tuple[str, list], annotator_id: int, now: da
 
 
 def lease_at_once(*, candidates: tuple[str, list], campaign_id: int, annotator_id: int, now: datetime,
-                  expires_at: datetime) -> tuple[int, int] | None:
+                  expires_at: datetime, with_item: bool = False) -> tuple[int, int, Any] | None:
     """PostgreSQL, the common case of `next` in a single statement, which needs no transaction around it (one round
     trip instead of five): lease_first_open, done only when lease_state finds nothing (no expired lease anywhere, no
     live lease of the annotator's in the campaign, nothing standing between them and its items). (lease id, item
     id), or None, with nothing written, when lease_state found something or no candidate was free of others' locks:
-    the full path decides then (services/assignment.py)."""
+    the full path decides then (services/assignment.py). The third element: with `with_item`, the leased item and
+    its responses as item_with_responses gives them, read by the same statement (one round trip fewer); else None.
+    """
     state_sql, state_params = _lease_state_query(campaign_id=campaign_id, annotator_id=annotator_id, now=now)
     candidate_sql, candidate_params = candidates
     chain = _lease_first_open_sql(candidate_sql, condition="AND NOT EXISTS (SELECT 1 FROM state) ")
+    # The item's row is read from the statement's snapshot, before its lease_count changed: only its text and
+    # languages are read, which the statement does not write.
+    select = (f"SELECT l.id, l.item_id, {_ITEM_COLUMNS} FROM leased l JOIN {_table(Item)} i ON i.id = l.item_id "
+              f"LEFT JOIN {_table(Response)} r ON r.item_id = i.id ORDER BY r.id" if with_item
+              else "SELECT id, item_id FROM leased")
     rows = fetch_all(
-        f"WITH state AS ({state_sql}), {chain} "
-        "SELECT id, item_id FROM leased",
+        f"WITH state AS ({state_sql}), {chain} {select}",
         [*state_params, *candidate_params, annotator_id, _when(now), _when(expires_at)],
     )
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    return rows[0][0], rows[0][1], _item_rows([row[2:] for row in rows]) if with_item else None
 
 
 def delete_lease(*, item_id: int, annotator_id: int) -> int:
@@ -180,6 +197,26 @@ def lock_item(item_id: int) -> None:
 
 def response_ids(item_id: int) -> list[int]:
     return [row[0] for row in fetch_all(f"SELECT id FROM {_table(Response)} WHERE item_id = %s", [item_id])]
+
+
+def annotator_languages(user_id: int) -> tuple[list[str], list[str]] | None:
+    """(native, reading) language codes of the user's annotator profile as stored (AnnotatorProfile.language_codes
+    adds the native ones to the reading ones); None when they have no profile. One statement, where the ORM's
+    prefetch took three."""
+    profile = AnnotatorProfile._meta
+    parts, params = [f"SELECT 'profile', NULL FROM {_table(AnnotatorProfile)} p WHERE p.user_id = %s"], [user_id]
+    for name in ("native_languages", "reading_languages"):
+        field = profile.get_field(name)
+        parts.append(f"SELECT '{name}', m.{field.m2m_reverse_name()} FROM "
+                     f"{connection.ops.quote_name(field.m2m_db_table())} m JOIN {_table(AnnotatorProfile)} p "
+                     f"ON p.id = m.{field.m2m_column_name()} WHERE p.user_id = %s")
+        params.append(user_id)
+    # In code order, as Language's ordering lists them through the ORM.
+    rows = fetch_all(" UNION ALL ".join(parts) + " ORDER BY 2", params)
+    if not any(kind == "profile" for kind, _code in rows):
+        return None
+    return ([code for kind, code in rows if kind == "native_languages"],
+            [code for kind, code in rows if kind == "reading_languages"])
 
 
 def judgment_id(*, item_id: int, annotator_id: int) -> int | None:
@@ -275,15 +312,34 @@ def submitted(*, annotator_id: int, key: str) -> tuple[int, int] | None:
     return rows[0] if rows else None
 
 
+def _item_for_judging_sql() -> str:
+    return (f"SELECT i.id, i.campaign_id, i.prompt_language_id, i.pivot_language_id, i.response_language_id, "
+            f"c.name, c.status, c.flag_vocabulary, i.kind, c.task FROM {_table(Item)} i JOIN {_table(Campaign)} c "
+            "ON c.id = i.campaign_id WHERE i.id = %s AND i.staged_by_id IS NULL")
+
+
+def judging_context(*, item_id: int, annotator_id: int, key: str) -> tuple[tuple[int, int] | None, tuple | None,
+                                                                              list[int]]:
+    """What a submit reads before it writes, in one statement (one round trip instead of three, on PostgreSQL):
+    (submitted(annotator_id, key), item_for_judging(item_id), response_ids(item_id)). Rows of the three reads
+    are told apart by their first column; the columns a read lacks are NULL."""
+    padding = ", NULL" * 8
+    rows = fetch_all(
+        f"SELECT 'item', t.* FROM ({_item_for_judging_sql()}) t UNION ALL "
+        f"SELECT 'submitted', s.judgment_id, j.item_id{padding} FROM {_table(JudgmentSubmission)} s "
+        f"JOIN {_table(Judgment)} j ON j.id = s.judgment_id WHERE s.annotator_id = %s AND s.idempotency_key = %s "
+        f"UNION ALL SELECT 'response', r.id, NULL{padding} FROM {_table(Response)} r WHERE r.item_id = %s",
+        [item_id, annotator_id, key, item_id],
+    )
+    submitted_row = next(((row[1], row[2]) for row in rows if row[0] == "submitted"), None)
+    item = next((row[1:] for row in rows if row[0] == "item"), None)
+    return submitted_row, item, [row[1] for row in rows if row[0] == "response"]
+
+
 def item_for_judging(item_id: int) -> tuple | None:
     """The item's languages and its campaign's id, name, status and flag vocabulary, the item's kind and the
     campaign's task, in one row (none for an item an import is still writing)."""
-    rows = fetch_all(
-        f"SELECT i.id, i.campaign_id, i.prompt_language_id, i.pivot_language_id, i.response_language_id, "
-        f"c.name, c.status, c.flag_vocabulary, i.kind, c.task FROM {_table(Item)} i JOIN {_table(Campaign)} c "
-        "ON c.id = i.campaign_id WHERE i.id = %s AND i.staged_by_id IS NULL",
-        [item_id],
-    )
+    rows = fetch_all(_item_for_judging_sql(), [item_id])
     return rows[0] if rows else None
 
 
@@ -339,13 +395,19 @@ def item_with_responses(item_id: int) -> tuple[tuple, list[tuple]] | None:
     """The item's id, campaign, prompt and pivot (text and language), and its responses' (id, text, language,
     detected language, detected confidence). One statement (the item's columns repeat on each response's row: a few
     hundred bytes, against a round trip)."""
-    rows = fetch_all(
-        "SELECT i.id, i.campaign_id, i.prompt_text, i.prompt_language_id, i.pivot_text, i.pivot_language_id, "
-        f"r.id, r.text, r.language_id, r.detected_language, r.detected_confidence FROM {_table(Item)} i "
-        f"LEFT JOIN {_table(Response)} r ON r.item_id = i.id WHERE i.id = %s AND i.staged_by_id IS NULL "
-        "ORDER BY r.id",
+    return _item_rows(fetch_all(
+        f"SELECT {_ITEM_COLUMNS} FROM {_table(Item)} i LEFT JOIN {_table(Response)} r ON r.item_id = i.id "
+        "WHERE i.id = %s AND i.staged_by_id IS NULL ORDER BY r.id",
         [item_id],
-    )
+    ))
+
+
+# An item's columns, then its responses': one row per response (item i, response r).
+_ITEM_COLUMNS = ("i.id, i.campaign_id, i.prompt_text, i.prompt_language_id, i.pivot_text, i.pivot_language_id, "
+                 "r.id, r.text, r.language_id, r.detected_language, r.detected_confidence")
+
+
+def _item_rows(rows: list[tuple]) -> tuple[tuple, list[tuple]] | None:
     if not rows:
         return None
     return rows[0][:6], [row[6:] for row in rows if row[6] is not None]

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from annotation import sql
 from annotation.models import Campaign, Item, Judgment
-from annotation.selectors import item_judgeable_by
+from annotation.selectors import judgeable_item
 from annotation.services.post_edits import MAX_EDIT_CHARS, post_edit_content, ranking_on_post_edit_refused
 from annotation.services.quality import gold_judged
 from crossfeed.errors import Conflict, InvalidInput, NotFound
@@ -191,9 +191,13 @@ def judgment_submit(
     (the replay lookup, who may judge the item, the checks of the ranking) happens before it.
     """
     errors = _check_extras(comment if comment is not None else "", seconds_spent, idempotency_key)
-    if "idempotency_key" not in errors and (replay := _replay(annotator, idempotency_key, item_id)):
+    key_valid = "idempotency_key" not in errors
+    # The replay lookup, the item and its response ids in one read: on PostgreSQL each statement is a round trip.
+    submitted, row, response_ids = sql.judging_context(item_id=item_id, annotator_id=annotator.pk,
+                                                       key=idempotency_key if key_valid else "")
+    if key_valid and (replay := _replayed(submitted, item_id)):
         return replay
-    item = item_judgeable_by(annotator, item_id)
+    item = judgeable_item(annotator, row)
     if item is None:
         raise NotFound(_("no such item, or it is not one you can judge"))
     on_stored = None
@@ -202,7 +206,6 @@ def judgment_submit(
                                                                edits=edits)
     else:
         content_errors = ranking_on_post_edit_refused(verdict, edits)
-        response_ids = sql.response_ids(item.pk)
         clean_ranks, clean_flags, rank_errors = check_ranking(
             response_ids, ranks, flags, list(item.campaign.flag_vocabulary)
         )
@@ -232,7 +235,11 @@ def judgment_submit(
 
 
 def _replay(annotator, idempotency_key, item_id) -> SubmitResult | None:
-    previous = sql.submitted(annotator_id=annotator.pk, key=idempotency_key)
+    return _replayed(sql.submitted(annotator_id=annotator.pk, key=idempotency_key), item_id)
+
+
+def _replayed(previous: tuple[int, int] | None, item_id: int) -> SubmitResult | None:
+    """The earlier submission with this key (sql.submitted's (judgment id, item id)) replayed, if there was one."""
     if previous is None:
         return None
     if previous[1] != item_id:
