@@ -170,6 +170,28 @@ def judgment_check_size(*, body_bytes: int, item_id: int | None = None) -> None:
                            field="body")
 
 
+@dataclass(frozen=True)
+class JudgingContext:
+    """What a submit reads before it writes (sql.judging_context) for one annotator, item and key: the earlier
+    submission with the key, the item's row (sql.item_for_judging) and its response ids. The annotation page reads
+    it first, to build its form, and hands it to judgment_submit, which would otherwise read it again."""
+
+    annotator_id: int
+    item_id: int
+    key: str
+    submitted: tuple[int, int] | None
+    row: tuple | None
+    response_ids: list[int]
+
+
+def judging_context_read(*, annotator: AbstractBaseUser, item_id: int, idempotency_key: Any) -> JudgingContext:
+    """One statement; a key that fails the checks looks nothing up (judgment_submit refuses it)."""
+    key = idempotency_key if isinstance(idempotency_key, str) and IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key) \
+        else ""
+    submitted, row, response_ids = sql.judging_context(item_id=item_id, annotator_id=annotator.pk, key=key)
+    return JudgingContext(annotator.pk, item_id, key, submitted, row, response_ids)
+
+
 def judgment_submit(
     *,
     annotator: AbstractBaseUser,
@@ -181,6 +203,7 @@ def judgment_submit(
     idempotency_key: Any,
     verdict: Any = None,
     edits: Any = None,
+    context: JudgingContext | None = None,
 ) -> SubmitResult:
     """Validate outside the transaction, then store inside a short one.
 
@@ -192,9 +215,12 @@ def judgment_submit(
     """
     errors = _check_extras(comment if comment is not None else "", seconds_spent, idempotency_key)
     key_valid = "idempotency_key" not in errors
-    # The replay lookup, the item and its response ids in one read: on PostgreSQL each statement is a round trip.
-    submitted, row, response_ids = sql.judging_context(item_id=item_id, annotator_id=annotator.pk,
-                                                       key=idempotency_key if key_valid else "")
+    # The replay lookup, the item and its response ids in one read: on PostgreSQL each statement is a round trip. A
+    # context read by the caller is used only if it is this annotator's, item's and key's.
+    if context is None or (context.annotator_id, context.item_id, context.key) != (
+            annotator.pk, item_id, idempotency_key if key_valid else ""):
+        context = judging_context_read(annotator=annotator, item_id=item_id, idempotency_key=idempotency_key)
+    submitted, row, response_ids = context.submitted, context.row, context.response_ids
     if key_valid and (replay := _replayed(submitted, item_id)):
         return replay
     item = judgeable_item(annotator, row)

@@ -322,3 +322,23 @@ def test_signing_in_by_the_form_then_submitting_works(campaign, items, annotator
                          {**fields, "idempotency_key": new_key()}, HTTP_HX_REQUEST="true")
     assert answer.status_code == 200
     assert item.judgments.filter(annotator=annotator).exists()
+
+
+def test_a_page_submit_reads_the_judged_item_and_its_responses_once(campaign, items, annotator):
+    """The view reads what the submit needs (the key's earlier submission, the item, its response ids) in one
+    statement and hands it to judgment_submit: before, the view read the item and the response ids apart and the
+    service read all three again. A replayed key still replays."""
+    client = signed_in(annotator)
+    page = client.post(reverse("annotation:next", kwargs={"campaign_id": campaign.id}), HTTP_HX_REQUEST="true")
+    item = Item.objects.get(pk=int(re.search(r'data-item="(\d+)"', page.content.decode()).group(1)))
+    body = {**{f"rank_{key}": value for key, value in ranks_for(item).items()}, "idempotency_key": new_key()}
+    url = reverse("annotation:submit", kwargs={"item_id": item.id})
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post(url, body, HTTP_HX_REQUEST="true").status_code == 200
+    reads = [query["sql"] for query in queries.captured_queries
+             if "annotation_response" in query["sql"] and re.search(rf"item_id = {item.id}\b", query["sql"])]
+    assert len(reads) == 1, reads
+    judgment = item.judgments.get(annotator=annotator)
+    assert client.post(url, body, HTTP_HX_REQUEST="true").status_code == 200  # the same key again: a replay
+    assert list(item.judgments.filter(annotator=annotator)) == [judgment]
+    assert judgment.submissions.count() == 1
