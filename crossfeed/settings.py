@@ -333,6 +333,16 @@ CROSSFEED_SITE_URL = os.environ.get("CROSSFEED_SITE_URL", "http://127.0.0.1:8000
 # it up on every request.
 TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
 
+# Each process's own memory cache: tokens' and sessions' users, annotators' languages, progress snapshots, rendered
+# fragments. Django's default keeps 300 entries and then drops a third of them at a time, which a campaign of a few
+# hundred annotators (three or four entries each) overran on every round; entries are small (a user row ~1 KB).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": envint("CACHE_MAX_ENTRIES", 20_000)},
+    }
+}
+
 # Serves /bench/floor/ for bench/annotate_load.py; off everywhere else.
 CROSSFEED_BENCH_FLOOR = envbool("CROSSFEED_BENCH_FLOOR", False)
 

@@ -120,3 +120,13 @@ def test_sqlite_connections_outlive_a_request_unless_turned_off(tmp_path):
                                        capture_output=True, text=True, check=True).stdout.strip()
     assert run({}) == "True"
     assert run({"DB_CONN_MAX_AGE": "0"}) == "False"
+
+
+def test_the_memory_cache_keeps_the_entries_of_thousands_of_annotators():
+    """Django's default LocMemCache keeps 300 entries: a few hundred annotators' tokens, sessions' users, languages
+    and progress snapshots overran it, and every round read them again."""
+    from django.core.cache import cache
+
+    keys = [f"test:annotator:{n}" for n in range(5_000)]
+    cache.set_many(dict.fromkeys(keys, b"x" * 100), 60)
+    assert len(cache.get_many(keys)) == len(keys)
