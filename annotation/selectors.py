@@ -10,7 +10,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.http import Http404
 
 from annotation import sql
-from annotation.models import Campaign, Item, Judgment, Lease, Response, Skip
+from annotation.models import AnnotatorProfile, Campaign, Item, Judgment, Lease, Response, Skip
 from crossfeed.permissions import user_may
 
 # Every next and submit needs the annotator's languages: three queries uncached. They change rarely (an admin
@@ -30,9 +30,8 @@ def annotator_languages(user: AbstractBaseUser) -> tuple[list[str], list[str]]:
     if cached is None:
         # One raw statement, not the ORM's three: every process reads each annotator's languages again once a
         # LANGUAGES_CACHE_SECONDS, so under load this miss is a steady part of the API's cost (docs/benchmarks.md).
-        # As AnnotatorProfile.language_codes: a native speaker also reads their own languages.
         found = sql.annotator_languages(user.pk)
-        cached = ([], []) if found is None else (found[0], sorted(set(found[0]) | set(found[1])))
+        cached = ([], []) if found is None else AnnotatorProfile.codes_as_read(*found)
         cache.set(_languages_key(user.pk), cached, LANGUAGES_CACHE_SECONDS)
     user._crossfeed_languages = cached
     return cached

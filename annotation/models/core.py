@@ -61,9 +61,13 @@ class AnnotatorProfile(models.Model):
 
     def language_codes(self) -> tuple[list[str], list[str]]:
         """(native codes, readable codes); a native speaker also reads their own languages."""
-        native = [lang.code for lang in self.native_languages.all()]
-        reading = sorted(set(native) | {lang.code for lang in self.reading_languages.all()})
-        return native, reading
+        return self.codes_as_read([lang.code for lang in self.native_languages.all()],
+                                  [lang.code for lang in self.reading_languages.all()])
+
+    @staticmethod
+    def codes_as_read(native: list[str], reading: list[str]) -> tuple[list[str], list[str]]:
+        """language_codes from the stored codes (selectors.annotator_languages reads them with raw SQL)."""
+        return native, sorted(set(native) | set(reading))
 
 
 class Campaign(models.Model):
