@@ -334,8 +334,9 @@ CROSSFEED_SITE_URL = os.environ.get("CROSSFEED_SITE_URL", "http://127.0.0.1:8000
 TOKEN_CACHE_SECONDS = envint("TOKEN_CACHE_SECONDS", 30)
 
 # Each process's own memory cache: tokens' and sessions' users, annotators' languages, progress snapshots, rendered
-# fragments. Django's default keeps 300 entries and then drops a third of them at a time, which a campaign of a few
-# hundred annotators (three or four entries each) overran on every round; entries are small (a user row ~1 KB).
+# fragments. Django's default keeps 300 entries and then drops a third of them at a time, fewer than a campaign of a
+# few hundred annotators needs (several entries each: their token's or session's user, languages, progress); the
+# entries are small.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
