@@ -205,7 +205,7 @@ class Item(models.Model):
             # Serves next(): open items of one kind and response language, fullest first, then oldest. The kind
             # leads, so that gold items (judged by everyone, so "fullest") are never scanned past to find a task.
             # Complete items are left out: fullest first put all of them at the front of the scan, and every `next`
-            # stepped over them (1.4 ms for 4,000 on PostgreSQL, growing with the campaign; docs/benchmarks.md).
+            # stepped over them, a cost growing with the campaign.
             # sql.candidate_ids repeats the condition, so that both databases' planners pick this index.
             models.Index(
                 fields=["campaign", "kind", "response_language", "-judgment_count", "id"],
