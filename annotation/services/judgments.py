@@ -145,9 +145,13 @@ def _check_extras(comment: Any, seconds_spent: Any, idempotency_key: Any) -> dic
     ):
         errors["seconds_spent"] = [_("expected a whole number of seconds from 0 to %(limit)d")
                                    % {"limit": MAX_SECONDS}]
-    if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
+    if not _key_ok(idempotency_key):
         errors["idempotency_key"] = [_("required: 1–128 characters of letters, digits and _ . : - (e.g. a UUID)")]
     return errors
+
+
+def _key_ok(idempotency_key: Any) -> bool:
+    return isinstance(idempotency_key, str) and IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key) is not None
 
 
 def judgment_check_size(*, body_bytes: int, item_id: int | None = None) -> None:
@@ -186,8 +190,7 @@ class JudgingContext:
 
 def judging_context_read(*, annotator: AbstractBaseUser, item_id: int, idempotency_key: Any) -> JudgingContext:
     """One statement; a key that fails the checks looks nothing up (judgment_submit refuses it)."""
-    key = idempotency_key if isinstance(idempotency_key, str) and IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key) \
-        else ""
+    key = idempotency_key if _key_ok(idempotency_key) else ""
     submitted, row, response_ids = sql.judging_context(item_id=item_id, annotator_id=annotator.pk, key=key)
     return JudgingContext(annotator.pk, item_id, key, submitted, row, response_ids)
 
